@@ -1,0 +1,62 @@
+"""Loading BERT for text mode "bert": a Hugging Face name or a local folder, with a clear error when offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mer_bench.errors import UserError
+
+
+def load_bert(name_or_path: str) -> torch.nn.Module:
+    """A `transformers.BertModel` from a local folder (config.json + weights) or the local Hugging Face cache.
+
+    The hub is asked only when the model is not available locally and HF_HUB_OFFLINE is not set, so an offline
+    machine fails at once with instructions instead of waiting on network timeouts.
+    """
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()   # "weights not initialised" chatter is expected for pooler-free checkpoints
+    hf_logging.disable_progress_bar()  # a progress bar per load would interleave with mer-bench's own
+    local_folder = Path(name_or_path).expanduser()
+    if local_folder.is_dir():
+        return _from_pretrained(BertModel, str(local_folder), local_only=True)
+    try:
+        return _from_pretrained(BertModel, name_or_path, local_only=True)
+    except UserError:
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise
+    return _from_pretrained(BertModel, name_or_path, local_only=False)
+
+
+def _from_pretrained(model_class, name: str, local_only: bool) -> torch.nn.Module:
+    try:
+        return model_class.from_pretrained(name, local_files_only=local_only, add_pooling_layer=False)
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"BERT weights '{name}' are not available ({type(error).__name__}). Save them once on a machine with "
+            f"internet (python -c \"from transformers import BertModel, BertTokenizer; "
+            f"BertModel.from_pretrained('{name}').save_pretrained('DIR')\") and pass --set bert_model=DIR."
+        ) from None
+
+
+def tiny_bert_config(vocab_size: int = 3100):
+    """A small randomly initialised BERT configuration for tests (the synthetic token ids are below 3050)."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=128)
+
+
+def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
+    """Write a tiny random BERT to `directory` (config.json + weights), loadable by `load_bert`."""
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(seed)
+    BertModel(tiny_bert_config(), add_pooling_layer=False).save_pretrained(directory)
+    return Path(directory)

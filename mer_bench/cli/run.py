@@ -1,0 +1,149 @@
+"""`mer-bench run`: train and evaluate one model on one dataset over several seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mer_bench.cli.console import stderr as status_console
+from mer_bench.cli.console import stdout as console
+from mer_bench.errors import UserError
+from mer_bench.metrics import METRIC_KEYS, METRICS
+from mer_bench.plugins import get_catalog
+from mer_bench.runner import RunOptions, RunOutcome, make_spec, run_many
+from mer_bench.runspec import DEFAULT_SEEDS
+from mer_bench.stats import mean_std
+
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes comma-separated integers, got '{text}'.") from None
+    if not seeds:
+        raise UserError("--seeds is empty.")
+    return seeds
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise UserError(f"--set takes key=value, got '{pair}'.")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@click.command("run")
+@click.argument("model")
+@click.option("--dataset", "-d", required=True, help="Dataset name (see `mer-bench datasets list`).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the datasets in the MMSA layout.")
+@click.option("--data-file", type=click.Path(path_type=Path), help="The dataset's pickle file itself.")
+@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True, help="Comma-separated seeds.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a model setting (repeatable).")
+@click.option("--text-mode", type=click.Choice(["features", "bert"]), default=None,
+              help="features: precomputed BERT features (default); bert: token ids through BERT.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epoch budget per training stage.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder: OUT/<dataset>/<model>/<run-id>.json")
+@click.option("--force", is_flag=True, help="Rerun runs whose result file exists.")
+@click.option("--no-probes", is_flag=True, help="Skip the modality reliance and robustness probes.")
+def run_command(model, dataset, data_dir, data_file, seeds, settings, text_mode, device, epochs, out_dir, force,
+                no_probes) -> None:
+    """Train and evaluate MODEL on a dataset over several seeds; write one result file per seed."""
+    if data_dir is not None and data_file is not None:
+        raise UserError("Give either --data-dir or --data-file, not both.")
+    catalog = get_catalog()
+    raw_settings = parse_settings(settings)
+    specs = [make_spec(catalog, model, dataset, seed, raw_settings, text_mode, epochs) for seed in parse_seeds(seeds)]
+    with RichProgress() as progress:
+        options = RunOptions(out_dir=out_dir, data_dir=data_dir, data_file=data_file, device=device, force=force,
+                             probes=not no_probes, progress=progress)
+        outcomes = run_many_with_progress(specs, options, catalog, progress)
+    print_summary(outcomes, out_dir)
+
+
+def run_many_with_progress(specs, options, catalog, progress: RichProgress) -> list[RunOutcome]:
+    outcomes = []
+    for spec in specs:
+        progress.start_run(f"{spec.model} on {spec.dataset}, seed {spec.seed}")
+        outcome = run_many([spec], options, catalog)[0]
+        progress.finish_run("skipped (result exists)" if outcome.skipped else f"done in "
+                            f"{outcome.result.timings.get('total', 0):.1f}s")
+        outcomes.append(outcome)
+    return outcomes
+
+
+class RichProgress:
+    """A progress bar per training stage, shown on stderr; implements the model-facing `Progress` protocol."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=status_console,
+                             transient=True)
+        self._run = ""
+        self._task = None
+
+    def __enter__(self) -> RichProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def start_run(self, label: str) -> None:
+        self._run = label
+        self._task = self._bar.add_task(f"{label}: loading", total=None, status="")
+
+    def start_stage(self, name: str, total: int | None) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(f"{self._run}: {name}", total=total, status="")
+
+    def advance(self, **status: float) -> None:
+        text = "  ".join(f"{key} {value:.4g}" for key, value in status.items())
+        self._bar.update(self._task, advance=1, status=text)
+
+    def finish_run(self, message: str) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+            self._task = None
+        status_console.print(f"{self._run}: {message}")
+
+
+def print_summary(outcomes: list[RunOutcome], out_dir: Path) -> None:
+    """One table per track: test metrics as mean ± sample std over seeds, for the whole test split and its subsets."""
+    results = [outcome.result for outcome in outcomes]
+    first = results[0]
+    style = first.dataset["style"]
+    subsets = list(first.metrics["test"])
+    for track in ("regression", "classification"):
+        if track not in first.metrics["test"]["all"]:
+            continue
+        title = (f"{first.spec.model} on {first.dataset['title']}"
+                 f"{' (synthetic)' if first.dataset['synthetic'] else ''}: test, {track} track, "
+                 f"{style.upper()}-style, mean ± std over {len(results)} seed(s)")
+        table = Table("metric", *subsets, title=title)
+        for key in METRIC_KEYS[(track, style)]:
+            cells = [_cell([r.metrics["test"][subset][track].get(key) for r in results]) for subset in subsets]
+            arrow = "↑" if METRICS[key].higher_is_better else "↓"
+            table.add_row(f"{METRICS[key].label} {arrow}", *cells)
+        console.print(table)
+    if first.dataset["subsets"]:
+        sizes = ", ".join(f"{name} {size}" for name, size in first.dataset["subsets"].items())
+        console.print(f"Test subsets: {sizes} (of {first.dataset['sizes']['test']}).")
+    skipped = sum(outcome.skipped for outcome in outcomes)
+    console.print(f"{len(outcomes)} run(s), {skipped} reused from existing result files; results in {out_dir}/")
+
+
+def _cell(values: list[float | None]) -> str:
+    mean, std, n = mean_std(values)
+    if mean is None:
+        return "n/a"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"

@@ -1,0 +1,170 @@
+"""A deterministic synthetic dataset in the MMSA layout, with unimodal labels and planted cross-modal conflict.
+
+How the data is built (the "planted signal", which tests and docs rely on):
+- Each sample has a consensus sentiment ``s`` in [-1, 1] (multiples of 0.2; 15 % neutral). The multimodal label is
+  ``s`` (times 3 for MOSI-style shapes).
+- Each modality's own label equals ``s`` except on planted conflicts, where it takes the opposite polarity (or neutral).
+  At most one modality conflicts per sample, so the majority of the three always agrees with the multimodal label:
+  text conflicts on 25 % of samples, audio on 10 %, vision on 10 %.
+- Features carry each modality's own label: text through sentiment tokens (token ids for BERT mode, and their fixed
+  embeddings plus noise as "BERT features"), audio and vision through a fixed direction scaled by the label, buried in
+  Gaussian noise. Signal strength: text clean, audio medium, vision weak. So a text-only model beats an audio-only one,
+  which beats a vision-only one; a text-dominated model fails on the text-conflict subset, where the other two
+  modalities agree with the label and a consensus model can be right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLS_ID, SEP_ID = 101, 102
+FILLER_IDS = (1000, 2000)     # neutral words
+POSITIVE_IDS = (2000, 2050)   # positive sentiment words
+NEGATIVE_IDS = (3000, 3050)   # negative sentiment words
+VOCAB_SIZE = 3050             # every id generated is below this
+
+CONFLICT_RATES = {"text": 0.25, "audio": 0.10, "vision": 0.10}
+SIGNAL = {"audio": 0.35, "vision": 0.18}   # amplitude of the label direction per frame, noise std is 1
+TEXT_NOISE = 0.3                           # std of the noise added to token embeddings
+SENTIMENT_STEPS = np.round(np.arange(0.2, 1.01, 0.2), 1)
+
+
+@dataclass(frozen=True)
+class SyntheticShape:
+    """Array shapes and label style of one synthetic variant."""
+
+    style: str                             # "sims" or "mosi"
+    seq_lens: tuple[int, int, int]         # padded (text, audio, vision) lengths
+    feature_dims: tuple[int, int, int]     # (text, audio, vision) feature sizes
+    sizes: tuple[int, int, int]            # (train, valid, test) sample counts
+    unimodal_labels: bool                  # whether the file carries regression_labels_T/A/V
+
+
+SHAPES = {
+    # Small by default so `mer-bench run cmc --dataset synthetic` takes minutes on two CPU cores.
+    "synthetic": SyntheticShape("sims", (20, 40, 30), (768, 25, 35), (600, 200, 400), True),
+    "sims-v2": SyntheticShape("sims", (50, 925, 232), (768, 25, 177), (2722, 647, 1034), True),
+    "sims": SyntheticShape("sims", (39, 400, 55), (768, 33, 709), (1368, 456, 457), True),
+    "mosi": SyntheticShape("mosi", (50, 375, 500), (768, 5, 20), (1284, 229, 686), False),
+    "mosei": SyntheticShape("mosi", (50, 500, 500), (768, 74, 35), (16326, 1871, 4659), False),
+}
+
+
+def generate_raw(like: str = "synthetic", sizes: tuple[int, int, int] | None = None, seed: int = 0) -> dict:
+    """The dataset as MMSA pickles hold it: {"train": {...}, "valid": {...}, "test": {...}} of numpy arrays."""
+    shape = SHAPES[like]
+    sizes = sizes or shape.sizes
+    rng = np.random.default_rng(seed)
+    constants = _Constants.draw(rng, shape)
+    raw = {}
+    for offset, (split, n) in enumerate(zip(("train", "valid", "test"), sizes)):
+        split_rng = np.random.default_rng([seed, offset + 1])
+        raw[split] = _generate_split(split_rng, shape, constants, n, split)
+    return raw
+
+
+@dataclass(frozen=True)
+class _Constants:
+    """What stays fixed across splits: the token embedding table and the label directions of audio and vision."""
+
+    embeddings: np.ndarray   # (VOCAB_SIZE, Dt) float32
+    directions: dict         # modality -> (D,) unit vector
+
+    @staticmethod
+    def draw(rng: np.random.Generator, shape: SyntheticShape) -> _Constants:
+        text_dim, audio_dim, vision_dim = shape.feature_dims
+        embeddings = rng.standard_normal((VOCAB_SIZE, text_dim), dtype=np.float32) / np.sqrt(text_dim)
+        text_direction = _unit(rng.standard_normal(text_dim))
+        embeddings[slice(*POSITIVE_IDS)] += 1.5 * text_direction.astype(np.float32)
+        embeddings[slice(*NEGATIVE_IDS)] -= 1.5 * text_direction.astype(np.float32)
+        directions = {"audio": _unit(rng.standard_normal(audio_dim)), "vision": _unit(rng.standard_normal(vision_dim))}
+        return _Constants(embeddings, directions)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _generate_split(rng: np.random.Generator, shape: SyntheticShape, constants: _Constants, n: int, split: str) -> dict:
+    consensus = _consensus_sentiment(rng, n)                    # (N,)
+    unimodal = _unimodal_labels(rng, consensus)                  # (N, 3) T, A, V
+    text_len, audio_len, vision_len = shape.seq_lens
+    text_bert, text = _text_modality(rng, unimodal[:, 0], text_len, constants.embeddings)
+    audio, audio_lengths = _signal_modality(rng, unimodal[:, 1], audio_len, constants.directions["audio"], SIGNAL["audio"])
+    vision, vision_lengths = _signal_modality(rng, unimodal[:, 2], vision_len, constants.directions["vision"],
+                                              SIGNAL["vision"])
+    scale = 3.0 if shape.style == "mosi" else 1.0
+    data = {
+        "id": np.array([f"synth_{split}_{i // 10:04d}$_${i % 10}" for i in range(n)], dtype=object),
+        "raw_text": np.array([""] * n, dtype=object),
+        "text": text, "text_bert": text_bert.astype(np.float32),   # MMSA stores token ids as floats too
+        "audio": audio, "vision": vision,
+        "audio_lengths": audio_lengths, "vision_lengths": vision_lengths,
+        "regression_labels": (consensus * scale).astype(np.float32),
+    }
+    if shape.unimodal_labels:
+        for column, name in enumerate("TAV"):
+            data[f"regression_labels_{name}"] = (unimodal[:, column] * scale).astype(np.float32)
+    return data
+
+
+def _consensus_sentiment(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(N,) values in {-1, -0.8, ..., 1}: 45 % negative, 15 % neutral, 40 % positive."""
+    sign = rng.choice([-1.0, 0.0, 1.0], size=n, p=[0.45, 0.15, 0.40])
+    return np.round(sign * rng.choice(SENTIMENT_STEPS, size=n), 1)
+
+
+def _unimodal_labels(rng: np.random.Generator, consensus: np.ndarray) -> np.ndarray:
+    """(N, 3): each modality repeats the consensus except on its planted conflicts (at most one modality per sample)."""
+    n = consensus.shape[0]
+    labels = np.repeat(consensus[:, None], 3, axis=1)
+    draw = rng.random(n)
+    bounds = np.cumsum([0.0] + [CONFLICT_RATES[m] for m in ("text", "audio", "vision")])
+    for column in range(3):
+        conflicted = (draw >= bounds[column]) & (draw < bounds[column + 1])
+        labels[conflicted, column] = _conflicting_label(rng, consensus[conflicted])
+    return labels
+
+
+def _conflicting_label(rng: np.random.Generator, consensus: np.ndarray) -> np.ndarray:
+    """A label whose polarity differs from the consensus: the opposite sign (80 %) or neutral (20 %)."""
+    sign = np.where(consensus == 0, rng.choice([-1.0, 1.0], size=consensus.shape), -np.sign(consensus))
+    sign = np.where((consensus != 0) & (rng.random(consensus.shape) < 0.2), 0.0, sign)
+    return np.round(sign * rng.choice(SENTIMENT_STEPS, size=consensus.shape), 1)
+
+
+def _text_modality(rng: np.random.Generator, labels: np.ndarray, length: int, embeddings: np.ndarray):
+    """Token ids (N, 3, L) with [CLS] words [SEP] and padding, and their "BERT features" (N, L, D)."""
+    n = labels.shape[0]
+    ids = np.zeros((n, length), dtype=np.int64)
+    word_counts = rng.integers(max(2, length // 3), length - 1, size=n)   # words between [CLS] and [SEP]
+    for i in range(n):   # builds token strings once at generation time; training never loops per sample
+        ids[i, : word_counts[i] + 2] = _sentence(rng, labels[i], word_counts[i])
+    mask = (ids > 0).astype(np.int64)
+    text_bert = np.stack([ids, mask, np.zeros_like(ids)], axis=1)
+    noise = rng.standard_normal((n, length, embeddings.shape[1]), dtype=np.float32) * TEXT_NOISE
+    features = (embeddings[ids] + noise / np.sqrt(embeddings.shape[1])) * mask[:, :, None]
+    return text_bert, features.astype(np.float32)
+
+
+def _sentence(rng: np.random.Generator, label: float, words: int) -> np.ndarray:
+    """[CLS] + `words` ids (filler plus round(5|label|) sentiment words of the label's polarity) + [SEP]."""
+    tokens = rng.integers(*FILLER_IDS, size=words)
+    sentiment = min(words, int(round(5 * abs(label))))
+    if sentiment:
+        pool = POSITIVE_IDS if label > 0 else NEGATIVE_IDS
+        positions = rng.choice(words, size=sentiment, replace=False)
+        tokens[positions] = rng.integers(*pool, size=sentiment)
+    return np.concatenate([[CLS_ID], tokens, [SEP_ID]])
+
+
+def _signal_modality(rng, labels: np.ndarray, length: int, direction: np.ndarray, amplitude: float):
+    """Frames (N, L, D) = label * amplitude * direction + unit Gaussian noise, zero padded after a random length."""
+    n, dim = labels.shape[0], direction.shape[0]
+    lengths = rng.integers(max(1, length // 2), length + 1, size=n)
+    frames = rng.standard_normal((n, length, dim), dtype=np.float32)
+    frames += (labels[:, None, None] * amplitude * direction[None, None, :]).astype(np.float32)
+    frames *= (np.arange(length)[None, :] < lengths[:, None])[:, :, None]
+    return frames, lengths.astype(np.int64)

@@ -1,0 +1,224 @@
+"""The model contract every plugin model follows: a config dataclass, fit, predict, save and load.
+
+A model is constructed from its config and a `DataInfo` (shapes and conventions of the dataset, never its data). The
+runner then calls ``fit(train, valid, ctx)`` once, and ``predict`` on the test split only after ``fit`` has returned.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from mer_bench.data.split import Split
+from mer_bench.errors import UserError, unknown_name
+
+OUTPUT_KINDS = ("score", "probs")
+TEXT_MODES = ("features", "bert")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model may know about the dataset when it is built: shapes and conventions, no samples."""
+
+    dataset: str                          # dataset name, e.g. "sims-v2"
+    style: str                            # "mosi" (labels in [-3, 3]) or "sims" (labels in [-1, 1])
+    feature_dims: tuple[int, int, int]    # (text, audio, vision) feature sizes in the data
+    seq_lens: tuple[int, int, int]        # padded (text, audio, vision) lengths
+    has_unimodal_labels: bool             # train/valid splits carry T/A/V labels
+    text_model: str                       # BERT name or local path for text_mode "bert"
+    text_mode: str = "features"           # "features": precomputed BERT features; "bert": token ids through BERT
+    synthetic: bool = False
+
+    @property
+    def label_range(self) -> tuple[float, float]:
+        return (-3.0, 3.0) if self.style == "mosi" else (-1.0, 1.0)
+
+
+class Progress(Protocol):
+    """Where a model reports training progress; the CLI shows it, tests ignore it."""
+
+    def start_stage(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, **status: float) -> None: ...
+
+
+class NullProgress:
+    def start_stage(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, **status: float) -> None:
+        pass
+
+
+@dataclass
+class FitContext:
+    """Everything `fit` may depend on besides the data. Models read no global state."""
+
+    device: torch.device
+    seed: int
+    run_dir: Path                          # scratch folder for checkpoints, deleted after the run
+    progress: Progress = field(default_factory=NullProgress)
+    max_epochs: int | None = None          # epoch budget that overrides the model's own, per training stage
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """A model's outputs on a split, in the split's sample order."""
+
+    score: torch.Tensor | None = None      # (N,) continuous sentiment in the dataset's label range
+    probs: torch.Tensor | None = None      # (N, 3) probabilities of negative / neutral / positive
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)  # per-sample extras, e.g. "gates": (N, 3)
+
+    def take(self, index: torch.Tensor) -> Predictions:
+        pick = lambda value: None if value is None else value.index_select(0, index)  # noqa: E731
+        return Predictions(pick(self.score), pick(self.probs), {k: pick(v) for k, v in self.extras.items()})
+
+    def check(self, n: int, outputs: frozenset[str], model: str) -> Predictions:
+        """Raise if the predictions do not match what the model declared; return them moved to the CPU as float32."""
+        for kind in OUTPUT_KINDS:
+            value = getattr(self, kind)
+            if kind in outputs and value is None:
+                raise RuntimeError(f"model '{model}' declares output '{kind}' but predict() did not return it")
+        if self.score is not None and tuple(self.score.shape) != (n,):
+            raise RuntimeError(f"model '{model}' returned score of shape {tuple(self.score.shape)}, expected ({n},)")
+        if self.probs is not None and tuple(self.probs.shape) != (n, 3):
+            raise RuntimeError(f"model '{model}' returned probs of shape {tuple(self.probs.shape)}, expected ({n}, 3)")
+        cpu = lambda value: None if value is None else value.detach().float().cpu()  # noqa: E731
+        return Predictions(cpu(self.score), cpu(self.probs), {k: cpu(v) for k, v in self.extras.items()})
+
+
+@dataclass
+class NoConfig:
+    """A model without hyperparameters."""
+
+
+class Model(abc.ABC):
+    """Base class of every model. Subclasses set the class attributes and implement `fit` and `predict`."""
+
+    name: ClassVar[str] = ""                         # what users type, lower-case with dashes
+    summary: ClassVar[str] = ""                      # one line for `mer-bench models list`
+    Config: ClassVar[type] = NoConfig                # dataclass of hyperparameters, every field with a default
+    outputs: ClassVar[frozenset[str]] = frozenset({"score"})  # "score" (regression) and/or "probs" (3-class)
+    text_modes: ClassVar[tuple[str, ...]] = ("features",)   # text modes the model supports
+    smoke_settings: ClassVar[dict[str, Any]] = {}   # config overrides that make it tiny for tests and smoke runs
+
+    def __init__(self, config: Any, info: DataInfo):
+        self.config, self.info = config, info
+
+    @classmethod
+    def check_dataset(cls, info: DataInfo) -> None:
+        """Raise `UserError` if the model cannot run on this dataset or text mode. Override to add conditions."""
+        if info.text_mode not in cls.text_modes:
+            raise UserError(f"Model '{cls.name}' does not support text mode '{info.text_mode}' "
+                            f"(supported: {', '.join(cls.text_modes)}).")
+
+    @classmethod
+    def default_config(cls, info: DataInfo) -> Any:
+        """The config used when the user sets nothing: override to apply per-dataset presets."""
+        return cls.Config()
+
+    @abc.abstractmethod
+    def fit(self, train: Split, valid: Split, ctx: FitContext) -> None:
+        """Train on `train`, select (epochs, checkpoints) on `valid` only."""
+
+    @abc.abstractmethod
+    def predict(self, split: Split) -> Predictions:
+        """Predict every sample of `split`, in order. Must not change the model."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors that fully describe the trained model (default: none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise NotImplementedError(f"model '{self.name}' saved a state but does not implement load_state_dict")
+
+    def parameter_count(self) -> int:
+        return sum(int(value.numel()) for value in self.state_dict().values() if value.is_floating_point())
+
+    def save(self, directory: Path) -> None:
+        """Write the trained state (tensors only, loadable with weights_only=True) and the config."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), directory / "state.pt")
+        (directory / "config.json").write_text(json.dumps(config_to_dict(self.config), indent=2))
+
+    def load(self, directory: Path) -> None:
+        """Restore a state written by `save` into a model built with the same config and DataInfo."""
+        state = torch.load(Path(directory) / "state.pt", map_location="cpu", weights_only=True)
+        self.load_state_dict(state)
+
+
+class TorchModel(Model):
+    """A model whose state is one `torch.nn.Module`, `self.network`, built in `__init__`."""
+
+    network: torch.nn.Module
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {key: value.detach().cpu() for key, value in self.network.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.network.load_state_dict(state)
+
+    def parameter_count(self) -> int:
+        return sum(parameter.numel() for parameter in self.network.parameters())
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def build_config(model_class: type[Model], info: DataInfo, overrides: Mapping[str, Any]) -> Any:
+    """The model's default config for this dataset with `overrides` applied (values already parsed)."""
+    return dataclasses.replace(model_class.default_config(info), **dict(overrides))
+
+
+def parse_overrides(model_class: type[Model], raw: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``--set key=value`` strings into typed values, checking every key against the model's Config."""
+    fields = {f.name: f for f in dataclasses.fields(model_class.Config)}
+    hints = typing.get_type_hints(model_class.Config)
+    parsed = {}
+    for key, text in raw.items():
+        if key not in fields:
+            error = unknown_name(f"setting for model '{model_class.name}'", key, fields)
+            raise UserError(str(error))
+        parsed[key] = _parse_value(key, text, hints[key])
+    return parsed
+
+
+def _parse_value(key: str, text: Any, hint: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    target, optional = _unwrap_optional(hint)
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if target is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if target in (int, float, str):
+            return target(text)
+        if typing.get_origin(target) is tuple:
+            item_type = typing.get_args(target)[0]
+            return tuple(item_type(part) for part in text.split(",") if part)
+    except ValueError:
+        raise UserError(f"Setting '{key}': cannot read '{text}' as {getattr(target, '__name__', target)}.") from None
+    return text
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    """(the type inside `X | None`, whether None is allowed); other hints come back unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return (inner[0] if len(inner) == 1 else str), len(inner) < len(typing.get_args(hint))
+    return hint, False

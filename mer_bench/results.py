@@ -1,0 +1,201 @@
+"""`RunResult`, its JSON form (with a schema and a version), atomic writes and reading result folders.
+
+One JSON file per run, at ``OUT/<dataset>/<model>/<run-id>.json``. Files are written to a temporary name in the same
+folder and renamed into place, so a reader (or a run killed mid-write) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from mer_bench.errors import UserError
+from mer_bench.runspec import RunSpec
+
+SCHEMA_VERSION = 1
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_METRIC_TABLE = {"type": "object", "additionalProperties": _NUMBER_OR_NULL}
+_TRACKS = {"type": "object", "additionalProperties": _METRIC_TABLE}
+_SUBSETS = {"type": "object", "additionalProperties": _TRACKS}
+
+RESULT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "mer-bench run result",
+    "type": "object",
+    "required": ["schema_version", "run_id", "spec", "model", "dataset", "metrics", "predictions", "timings",
+                 "parameters", "environment", "created", "command"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "run_id": {"type": "string"},
+        "spec": {
+            "type": "object",
+            "required": ["model", "dataset", "seed", "overrides", "text_mode", "epochs"],
+            "properties": {"model": {"type": "string"}, "dataset": {"type": "string"}, "seed": {"type": "integer"},
+                           "overrides": {"type": "object"}, "text_mode": {"enum": ["features", "bert"]},
+                           "epochs": {"type": ["integer", "null"]}},
+        },
+        "model": {
+            "type": "object",
+            "required": ["name", "plugin", "distribution", "version", "outputs", "config"],
+            "properties": {"outputs": {"type": "array", "items": {"enum": ["score", "probs"]}},
+                           "config": {"type": "object"}},
+        },
+        "dataset": {
+            "type": "object",
+            "required": ["name", "title", "style", "synthetic", "source", "sha256", "sizes", "subsets", "notes"],
+            "properties": {"style": {"enum": ["mosi", "sims"]}, "synthetic": {"type": "boolean"},
+                           "sha256": {"type": "string"}, "sizes": {"type": "object"},
+                           "subsets": {"type": ["object", "null"]}, "notes": {"type": "array"}},
+        },
+        "metrics": {
+            "type": "object",
+            "required": ["valid", "test"],
+            "properties": {"valid": _SUBSETS, "test": _SUBSETS},
+        },
+        "predictions": {
+            "type": "object",
+            "required": ["ids", "label"],
+            "properties": {"ids": {"type": "array", "items": {"type": "string"}},
+                           "label": {"type": "array", "items": {"type": "number"}},
+                           "score": {"type": "array", "items": {"type": "number"}},
+                           "probs": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                           "unimodal_labels": {"type": ["array", "null"]},
+                           "subsets": {"type": ["object", "null"]},
+                           "extras": {"type": "object"}},
+        },
+        "probes": {"type": ["object", "null"]},
+        "timings": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
+        "parameters": {"type": "integer"},
+        "environment": {"type": "object"},
+        "created": {"type": "string"},
+        "command": {"type": "string"},
+    },
+}
+
+
+class ResultError(UserError):
+    """A result file that cannot be read or does not follow the schema."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run produced. Metrics are nested as metrics[split][subset][track][metric]."""
+
+    spec: RunSpec
+    model: dict[str, Any]          # name, plugin, distribution, version, outputs, config
+    dataset: dict[str, Any]        # name, title, style, synthetic, source, sha256, sizes, subsets (sizes), notes
+    metrics: dict[str, Any]        # {"valid": {"all": {track: {...}}}, "test": {"all": ..., "consistent": ...}}
+    predictions: dict[str, Any]    # test split: ids, label, score and/or probs, extras, subsets (indices), unimodal
+    timings: dict[str, float]      # seconds: fit, predict_valid, predict_test, probes, total
+    parameters: int
+    environment: dict[str, Any]
+    created: str                   # ISO 8601, UTC
+    probes: dict[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return _finite({
+            "schema_version": self.schema_version, "run_id": self.run_id, "spec": self.spec.to_dict(),
+            "model": self.model, "dataset": self.dataset, "metrics": self.metrics, "predictions": self.predictions,
+            "probes": self.probes, "timings": self.timings, "parameters": self.parameters,
+            "environment": self.environment, "created": self.created, "command": self.spec.command(), **self.extra,
+        })
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any], source: str = "<memory>") -> RunResult:
+        validate(data, source)
+        known = {"schema_version", "run_id", "spec", "model", "dataset", "metrics", "predictions", "probes",
+                 "timings", "parameters", "environment", "created", "command"}
+        return cls(spec=RunSpec.from_dict(data["spec"]), model=data["model"], dataset=data["dataset"],
+                   metrics=data["metrics"], predictions=data["predictions"], timings=data["timings"],
+                   parameters=data["parameters"], environment=data["environment"], created=data["created"],
+                   probes=data.get("probes"), extra={k: v for k, v in data.items() if k not in known})
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: store them as null (an undefined metric)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def validate(data: Any, source: str) -> None:
+    """Raise `ResultError` naming the file and the first schema violation."""
+    if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise ResultError(f"{source}: schema_version {data.get('schema_version')!r} is not supported "
+                          f"(this mer-bench reads version {SCHEMA_VERSION}).")
+    try:
+        jsonschema.validate(data, RESULT_SCHEMA)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ResultError(f"{source}: not a valid result file at '{where}': {error.message}") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that `path` is either absent, the old file, or the complete new file; never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_result(result: RunResult, out_dir: Path) -> Path:
+    path = result.spec.result_path(out_dir)
+    write_json_atomic(path, result.to_json_dict())
+    return path
+
+
+def read_result(path: Path) -> RunResult:
+    """Read and validate one result file; any problem is a `ResultError` that names the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultError(f"{path}: cannot read result file ({error})") from None
+    return RunResult.from_json_dict(data, str(path))
+
+
+def result_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every *.json below the given files and folders, in sorted order (temporary files skipped)."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*.json") if not p.name.startswith("."))
+        else:
+            yield path
+
+
+def read_results(paths: Iterable[Path]) -> tuple[list[RunResult], list[ResultError]]:
+    """All readable results under `paths`, and one error per file that was skipped."""
+    results, problems = [], []
+    for path in result_files(paths):
+        try:
+            results.append(read_result(path))
+        except ResultError as error:
+            problems.append(error)
+    return results, problems
