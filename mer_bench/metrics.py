@@ -47,10 +47,12 @@ METRIC_KEYS = {
     ("classification", "sims"): ("acc3", "f1_3", "has0_acc2", "has0_f1", "non0_acc2", "non0_f1"),
 }
 
+_CLASSIFIED_AS_CMC = "predicted positive when p(positive) > p(negative), the neutral probability ignored (as CMC)"
 _CONVENTIONS = {
     ("regression", "mosi", "has0_acc2"): "MOSI-style: prediction >= 0 vs label >= 0 (zero counts as positive)",
     ("regression", "mosi", "has0_f1"): "MOSI-style: weighted F1 of (label >= 0) vs (prediction >= 0)",
     ("regression", "mosi", "non0_acc2"): "MOSI-style: samples with label 0 dropped; prediction > 0 vs label > 0",
+    ("regression", "mosi", "non0_f1"): "MOSI-style: weighted F1 with samples of label 0 dropped",
     ("regression", "mosi", "acc5"): "MOSI-style: round(clip(x, -2, 2)) equal, rounding half to even",
     ("regression", "mosi", "acc7"): "MOSI-style: round(clip(x, -3, 3)) equal, rounding half to even",
     ("regression", "mosi", "mae"): "MOSI-style: on unclipped predictions",
@@ -62,21 +64,24 @@ _CONVENTIONS = {
     ("regression", "sims", "acc5"): "SIMS-style: bins [-1, -0.7], (-0.7, -0.1], (-0.1, 0.1], (0.1, 0.7], (0.7, 1]",
     ("regression", "sims", "mae"): "SIMS-style: on predictions and labels clipped to [-1, 1]",
     ("regression", "sims", "corr"): "SIMS-style: on predictions and labels clipped to [-1, 1]",
-    ("classification", "mosi", "has0_acc2"): "MOSI-style: negative vs non-negative label; predicted positive when "
-                                             "p(positive) > p(negative), the neutral probability ignored (as CMC)",
-    ("classification", "sims", "has0_acc2"): "SIMS-style: non-positive vs positive label; predicted positive when "
-                                             "p(positive) > p(negative), the neutral probability ignored (as CMC)",
-    ("classification", "mosi", "non0_acc2"): "neutral labels dropped; negative vs positive. Correct version: the CMC "
-                                             "and MMSA code compare {0, 2} labels with {0, 1} predictions",
+    ("classification", "mosi", "has0_acc2"): f"MOSI-style: negative vs non-negative label; {_CLASSIFIED_AS_CMC}",
+    ("classification", "mosi", "has0_f1"): f"MOSI-style: negative vs non-negative label; {_CLASSIFIED_AS_CMC}",
+    ("classification", "sims", "has0_acc2"): f"SIMS-style: non-positive vs positive label; {_CLASSIFIED_AS_CMC}",
+    ("classification", "sims", "has0_f1"): f"SIMS-style: non-positive vs positive label; {_CLASSIFIED_AS_CMC}",
 }
+_NON0_CLASSIFICATION = ("neutral labels dropped, negative vs positive, computed correctly: the MMSA and CMC code compare "
+                        "{0, 2} labels with {0, 1} predictions there")
+for _style in ("mosi", "sims"):
+    for _key in ("non0_acc2", "non0_f1"):
+        _CONVENTIONS[("classification", _style, _key)] = _NON0_CLASSIFICATION
+    for _key in ("acc3", "f1_3"):
+        _CONVENTIONS[("classification", _style, _key)] = "argmax of the three probabilities against the label's polarity"
 
 
 def describe(key: str, track: str, style: str) -> str:
     """One line: what the metric is and which convention it uses on this track and style."""
-    convention = _CONVENTIONS.get((track, style, key)) or _CONVENTIONS.get((track, "mosi", key), "")
-    if track == "classification" and key.startswith("non0") and not convention:
-        convention = _CONVENTIONS[("classification", "mosi", "non0_acc2")]
-    return f"{METRICS[key].description}" + (f"; {convention}" if convention else "")
+    convention = _CONVENTIONS.get((track, style, key))
+    return METRICS[key].description + (f"; {convention}" if convention else "")
 
 
 def compute_metrics(style: str, labels: np.ndarray, score: np.ndarray | None = None,

@@ -112,8 +112,9 @@ def test_constant_prediction_has_undefined_correlation():
 def test_every_metric_is_described_with_direction():
     for (track, style), keys in METRIC_KEYS.items():
         for key in keys:
-            assert describe(key, track, style)
+            assert ";" in describe(key, track, style), f"{track}/{style}/{key} has no convention"
             assert isinstance(METRICS[key].higher_is_better, bool)
     assert not METRICS["mae"].higher_is_better
     assert "SIMS-style" in describe("has0_acc2", "regression", "sims")
     assert "MOSI-style" in describe("has0_acc2", "regression", "mosi")
+    assert "computed correctly" in describe("non0_acc2", "classification", "sims")
