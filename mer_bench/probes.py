@@ -43,7 +43,7 @@ def run_probes(model: Model, test: Split, reference: Predictions, style: str, se
     """All probes on the test split; `reference` are the model's clean test predictions (already scored)."""
     track = track_of(reference)
     count = PassCount()
-    plan = _ProbePlan(test, seed)
+    plan = ProbePlan(test, seed)
     with torch.no_grad():
         predicted = predict_variants(model, test, reference, plan.variants(), count)
     score = functools.partial(track_scores, style, test.label, track=track)
@@ -65,7 +65,7 @@ def run_probes(model: Model, test: Split, reference: Predictions, style: str, se
     }
 
 
-class _ProbePlan:
+class ProbePlan:
     """The perturbed conditions of one probe run, drawn once from the seed, and how masking results are assembled.
 
     Masking reuses work: a sample with one modality masked has exactly the input of that modality's zero ablation,
@@ -143,7 +143,7 @@ def _reliance_section(ablation: dict) -> dict:
     return {**{kind: reliance_shares(drops[kind]) for kind in ABLATIONS}, "mean": reliance_shares(mean_drops)}
 
 
-def _robustness_section(clean: dict, score, plan: _ProbePlan, predicted: dict, reference: Predictions) -> dict:
+def _robustness_section(clean: dict, score, plan: ProbePlan, predicted: dict, reference: Predictions) -> dict:
     """Main metric (and MAE) per rate for the noise and the masking curve, with their normalised areas."""
     curves = {
         "noise": [score(predicted[f"noise:{rate}"]) for rate in RATES],
