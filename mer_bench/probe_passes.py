@@ -2,23 +2,25 @@
 
 A probe condition is a `Variant`: the samples whose inputs it changes and a function that builds those samples'
 perturbed inputs. Samples a variant leaves unchanged keep the reference prediction instead of being predicted again
-(a model's prediction of a sample depends on that sample's inputs alone, as the `predict` contract implies). Variants
-are built only when their chunk is due, concatenated up to a memory budget and predicted in one call per chunk, so the
-per-call overhead of a model is paid a few times rather than once per condition.
+(a model's prediction of a sample depends on that sample's inputs alone, as the `predict` contract implies).
+
+Variants are built only when due. Small ones (a few masked samples each) are concatenated so a model is not called
+for a handful of samples at a time; no call ever gets more samples than the test split has, so a model that predicts
+a whole split in one batch needs no more memory for the probes than for the scored test pass. A variant that changes
+every sample goes alone and unconcatenated: its unchanged fields stay shared with the test split instead of copied.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from mer_bench.data.split import Split
 from mer_bench.model import Model, Predictions
 
-CHUNK_BYTES = 256 * 2**20   # input tensors gathered into one predict call; a larger single variant goes alone
 
 
 @dataclass(frozen=True)
@@ -37,26 +39,25 @@ class PassCount:
     predict_calls: int = 0
     samples_predicted: int = 0
     variants: int = 0
-    chunks: list[int] = field(default_factory=list)   # samples per predict call
+    largest_call: int = 0          # most samples given to one predict call (never more than the test split)
 
     def as_dict(self, test_samples: int) -> dict[str, float | int]:
         return {"predict_calls": self.predict_calls, "samples_predicted": self.samples_predicted,
-                "variants": self.variants, "test_samples": test_samples,
+                "variants": self.variants, "test_samples": test_samples, "largest_call": self.largest_call,
                 "test_passes_equivalent": self.samples_predicted / max(test_samples, 1)}
 
 
 def predict_variants(model: Model, test: Split, reference: Predictions, variants: list[Variant],
-                     count: PassCount, chunk_bytes: int = CHUNK_BYTES) -> dict[str, Predictions]:
+                     count: PassCount) -> dict[str, Predictions]:
     """{variant key: full-length predictions}: reference predictions with each variant's changed rows predicted."""
     results: dict[str, Predictions] = {}
-    bytes_per_sample = _bytes_per_sample(test)
-    for chunk in _chunks([v for v in variants if v.index.numel() > 0], bytes_per_sample, chunk_bytes):
+    for chunk in _chunks([v for v in variants if v.index.numel() > 0], max_samples=len(test)):
         parts = [variant.build() for variant in chunk]
         inputs = parts[0] if len(parts) == 1 else concat_splits(parts)
         predicted = model.predict(inputs).check(len(inputs), model.outputs, model.name)
         count.predict_calls += 1
         count.samples_predicted += len(inputs)
-        count.chunks.append(len(inputs))
+        count.largest_call = max(count.largest_call, len(inputs))
         offset = 0
         for variant in chunk:
             rows = torch.arange(offset, offset + variant.index.numel())
@@ -90,13 +91,13 @@ def concat_splits(parts: list[Split]) -> Split:
     return first.replace(ids=ids, **fields)
 
 
-def _chunks(variants: list[Variant], bytes_per_sample: int, budget: int) -> Iterator[list[Variant]]:
-    """Consecutive groups of variants whose inputs together stay within `budget` bytes (at least one per group)."""
+def _chunks(variants: list[Variant], max_samples: int) -> Iterator[list[Variant]]:
+    """Consecutive groups of variants with at most `max_samples` samples together (a larger variant goes alone)."""
     chunk: list[Variant] = []
     used = 0
     for variant in variants:
-        size = variant.index.numel() * bytes_per_sample
-        if chunk and used + size > budget:
+        size = variant.index.numel()
+        if chunk and used + size > max_samples:
             yield chunk
             chunk, used = [], 0
         chunk.append(variant)
@@ -109,8 +110,3 @@ def tensor_fields(split: Split) -> dict[str, torch.Tensor | None]:
     """Every per-sample tensor field of `split` by name (None where the split lacks it)."""
     return {item.name: getattr(split, item.name) for item in dataclasses.fields(split)
             if item.name not in ("name", "ids")}
-
-
-def _bytes_per_sample(split: Split) -> int:
-    total = sum(value.element_size() * value.numel() for value in tensor_fields(split).values() if value is not None)
-    return max(1, total // max(len(split), 1))

@@ -166,7 +166,8 @@ def test_masking_curve_equals_predicting_the_masked_split_directly():
         for column, modality in enumerate(("text", "audio", "vision")):
             direct = direct.replace(**emptied(direct, modality, rows=masks[:, column]))
         assert torch.allclose(plan.masked_predictions(rate, predicted, reference).score, model.predict(direct).score)
-    assert count.predict_calls == 1 and count.samples_predicted < 12 * len(split)
+    # 6 ablations and 5 noise rates change every sample; masking predicts only samples with 2+ modalities masked.
+    assert count.samples_predicted < 12 * len(split) and count.largest_call == len(split)
 
 
 def test_empty_text_keeps_cls_and_sep_and_empty_frames_keep_lengths():
