@@ -1,14 +1,20 @@
-"""Finding a dataset's file and loading it into memory."""
+"""Finding a dataset's file and loading it into memory, from the prepared cache when it is fresh."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from mer_bench.data import cache
 from mer_bench.data.mmsa import raw_to_data, read_pickle
 from mer_bench.data.specs import DatasetSpec
 from mer_bench.data.split import MERData
+from mer_bench.data.validate import WARNING_PREFIX, DataWarning
 from mer_bench.errors import DataError, UserError
 
 DATA_DIR_VARIABLE = "MER_BENCH_DATA"
@@ -48,19 +54,131 @@ def locate(spec: DatasetSpec, data_dir: Path | None = None, data_file: Path | No
 
 def file_sha256(path: Path, chunk_size: int = 1 << 22) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk_size):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(path, f"cannot read: {error.strerror or error}") from None
     return digest.hexdigest()
 
 
-def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, data_file: Path | None = None) -> MERData:
-    """Generate (synthetic) or read and convert the dataset. A generated spec with --data-file reads the file."""
+def read_file(path: Path, spec: DatasetSpec, sha256: str | None = None, raw: dict | None = None) -> MERData:
+    """Read (unless `raw` is given), validate and convert one MMSA pickle; no cache involved."""
+    raw = read_pickle(path) if raw is None else raw
+    return raw_to_data(raw, spec, str(path), sha256 or file_sha256(path))
+
+
+def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, data_file: Path | None = None, *,
+                 use_cache: bool = True) -> MERData:
+    """Generate (synthetic) or load the dataset. A generated spec with --data-file reads the file.
+
+    A file is loaded from the prepared cache when a fresh entry exists, else read from the pickle; a prepared file
+    whose source changed is re-prepared here. Validation warnings are emitted as `DataWarning`s.
+    """
     if spec.generate is not None and data_file is None:
         return spec.generate()
     path = locate(spec, data_dir, data_file)
+    root = cache.cache_root() if use_cache else None
+    data = read_file(path, spec) if root is None else _load_through_cache(root, spec, path)
+    for note in data.notes:
+        if note.startswith(WARNING_PREFIX):
+            warnings.warn(f"{path}: {note[len(WARNING_PREFIX):]}", DataWarning, stacklevel=2)
+    return data
+
+
+def _load_through_cache(root: Path, spec: DatasetSpec, path: Path) -> MERData:
+    fingerprint = cache.Fingerprint.of(path)
+    entry = cache.find_fresh(root, spec, fingerprint) if root.is_dir() else None
+    if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
+        return data
+    sha256 = file_sha256(path)
+    entry = cache.find_by_checksum(root, spec, sha256) if root.is_dir() else None
+    if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
+        _try(lambda: cache.add_fingerprint(entry, fingerprint))   # the same content under a new path or mtime
+        return data
+    stale = cache.entries_for_path(root, spec, path) if root.is_dir() else []
+    data = read_file(path, spec, sha256)
+    if stale:  # this path was prepared before and its content changed: keep it prepared
+        written = []
+        if _try(lambda: written.append(cache.write_entry(root, data, fingerprint, replace=True))):
+            for old in stale:
+                if old.folder != written[0].folder:
+                    _try(lambda: cache.forget_path(root, old, path))
+    return data
+
+
+def _read_entry_or_warn(entry: cache.Entry, spec: DatasetSpec, path: Path) -> MERData | None:
     try:
-        raw = read_pickle(path)
+        return cache.read_entry(entry, spec, str(path))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        warnings.warn(f"{entry.folder}: damaged prepared cache ignored ({error}); reading {path} instead",
+                      DataWarning, stacklevel=3)
+        return None
+
+
+def _try(action) -> bool:
+    """Cache upkeep must never stop a run: a read-only or full cache folder is reported and skipped."""
+    try:
+        action()
+        return True
     except OSError as error:
-        raise DataError(path, f"cannot read: {error.strerror or error}") from None
-    return raw_to_data(raw, spec, str(path), file_sha256(path))
+        warnings.warn(f"could not update the prepared cache: {error}", DataWarning, stacklevel=3)
+        return False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    entry: cache.Entry
+    status: str          # "fresh" (already prepared), "reused" (same content seen before) or "built"
+
+
+def prepare_dataset(spec: DatasetSpec, path: Path, raw: dict | None = None, rebuild: bool = False,
+                    root: Path | None = None) -> Prepared:
+    """Convert `path` into a cache entry unless a fresh one exists; the source is validated before anything is
+    written, so a bad file leaves the cache untouched."""
+    root = root or cache.cache_root()
+    if root is None:
+        raise UserError(f"The prepared cache is disabled (${cache.CACHE_VARIABLE}=off); set it to a folder.")
+    fingerprint = cache.Fingerprint.of(path)
+    if not rebuild and root.is_dir() and (entry := cache.find_fresh(root, spec, fingerprint)):
+        return Prepared(entry, "fresh")
+    sha256 = file_sha256(path)
+    if not rebuild and root.is_dir() and (entry := cache.find_by_checksum(root, spec, sha256)):
+        return Prepared(cache.add_fingerprint(entry, fingerprint), "reused")
+    data = read_file(path, spec, sha256, raw)
+    stale = cache.entries_for_path(root, spec, path) if root.is_dir() else []
+    try:
+        entry = cache.write_entry(root, data, fingerprint, replace=rebuild)
+    except OSError as error:
+        raise UserError(f"{root}: cannot write the prepared cache: {error.strerror or error}") from None
+    for old in stale:
+        if old.folder != entry.folder:
+            cache.forget_path(root, old, path)
+    return Prepared(entry, "built")
+
+
+def infer_spec(path: Path, raw: dict | None, specs: list[DatasetSpec]) -> tuple[DatasetSpec, str]:
+    """The dataset a file holds, with the reason: its path as a registered layout names it (longest match first),
+    else its audio and vision feature sizes. Ambiguity is an error that asks for --dataset."""
+    resolved = Path(path).resolve().as_posix()
+    by_layout = [(len(rel), spec) for spec in specs for rel in spec.relative_paths if resolved.endswith("/" + rel)]
+    if by_layout:
+        longest = max(length for length, _ in by_layout)
+        matches = {spec.name: spec for length, spec in by_layout if length == longest}
+        if len(matches) == 1:
+            return next(iter(matches.values())), "from its path"
+    dims = _audio_vision_dims(raw)
+    matches = {spec.name: spec for spec in specs if dims is not None and tuple(spec.feature_dims[1:]) == dims}
+    if len(matches) == 1:
+        return next(iter(matches.values())), f"from its audio/vision feature sizes {dims[0]}/{dims[1]}"
+    seen = f"audio/vision feature sizes {dims[0]}/{dims[1]}" if dims else "no readable train audio/vision"
+    raise UserError(f"{path}: cannot tell which dataset this file holds ({seen}, "
+                    f"{'several' if matches else 'no'} registered dataset(s) match); pass --dataset NAME.")
+
+
+def _audio_vision_dims(raw: dict | None) -> tuple[int, int] | None:
+    try:
+        return tuple(int(np.shape(raw["train"][key])[-1]) for key in ("audio", "vision"))   # type: ignore[return-value]
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None

@@ -1,0 +1,237 @@
+"""The prepared cache: a dataset converted once into plain .npy arrays that later runs memory-map.
+
+Layout: ``<root>/<dataset>-<sha256[:16]>/`` holds one ``<split>.<field>.npy`` per tensor (saved without pickle),
+``ids.json``, and ``manifest.json``, which records the source file's SHA-256, the fingerprints (resolved path, size,
+modification time in ns) the source was seen under, the spec it was validated against, the notes, and each array's
+file size.
+
+Freshness is decided by the fingerprint, not by hashing: hashing a 1.2 GB source on every load would cost more than
+the cache saves. A source whose fingerprint is unknown is hashed once; if a cache with that checksum exists (a copied
+or touched file) its manifest learns the new fingerprint. A file rewritten in place with the same size and
+modification time would go unnoticed; `mer-bench data prepare --rebuild` and `data check` (which always hashes)
+cover that case.
+
+An entry is written into a temporary folder, its manifest last, then renamed into place in one step, so a reader
+sees either a complete entry or none. Folders without a readable manifest are never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mer_bench.data.specs import DatasetSpec
+from mer_bench.data.split import SPLITS, MERData, Split
+
+CACHE_VARIABLE = "MER_BENCH_CACHE"
+FORMAT_VERSION = 1
+TEMP_PREFIX = ".tmp-"
+STALE_TEMP_SECONDS = 24 * 3600       # temporary folders older than this were left by a killed process
+ARRAY_FIELDS = ("label", "audio", "vision", "audio_lengths", "vision_lengths", "text", "text_bert", "unimodal_labels")
+
+
+def cache_root() -> Path | None:
+    """$MER_BENCH_CACHE (the value 'off' disables the cache), else $XDG_CACHE_HOME/mer-bench/prepared, else
+    ~/.cache/mer-bench/prepared."""
+    configured = os.environ.get(CACHE_VARIABLE)
+    if configured:
+        return None if configured.lower() == "off" else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mer-bench" / "prepared"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a source file cheaply: resolved path, size and modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> Fingerprint:
+        stat = Path(path).stat()
+        return cls(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Entry:
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["source"]["sha256"]
+
+    def fingerprints(self) -> list[Fingerprint]:
+        return [Fingerprint(**fingerprint) for fingerprint in self.manifest["fingerprints"]]
+
+
+def spec_key(spec: DatasetSpec) -> dict[str, Any]:
+    """The spec fields that validation and conversion depend on: a change makes old entries stale."""
+    return {"name": spec.name, "style": spec.style, "has_unimodal_labels": spec.has_unimodal_labels,
+            "feature_dims": list(spec.feature_dims), "seq_lens": list(spec.seq_lens),
+            "split_sizes": list(spec.split_sizes) if spec.split_sizes else None, "sha256": spec.sha256}
+
+
+def entries(root: Path, spec: DatasetSpec) -> list[Entry]:
+    """Complete entries built for this spec (same dataset, same spec fields, intact array files)."""
+    return [entry for entry in _all_entries(root, spec.name)
+            if entry.manifest.get("format") == FORMAT_VERSION and entry.manifest.get("spec") == spec_key(spec)
+            and _intact(entry)]
+
+
+def _all_entries(root: Path, dataset: str) -> list[Entry]:
+    """Every folder of this dataset with a readable manifest, whatever its format or spec."""
+    found = []
+    for manifest_path in sorted(Path(root).glob(f"{dataset}-*/manifest.json")):
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict):
+            found.append(Entry(manifest_path.parent, manifest))
+    return found
+
+
+def _intact(entry: Entry) -> bool:
+    """Every array file is there with the size written (one stat each; catches truncation, not bit flips)."""
+    try:
+        return all((entry.folder / name).stat().st_size == size for name, size in entry.manifest["files"].items())
+    except (OSError, KeyError, AttributeError, TypeError):
+        return False
+
+
+def find_fresh(root: Path, spec: DatasetSpec, fingerprint: Fingerprint) -> Entry | None:
+    return next((entry for entry in entries(root, spec) if fingerprint in entry.fingerprints()), None)
+
+
+def find_by_checksum(root: Path, spec: DatasetSpec, sha256: str) -> Entry | None:
+    return next((entry for entry in entries(root, spec) if entry.sha256 == sha256), None)
+
+
+def entries_for_path(root: Path, spec: DatasetSpec, path: Path) -> list[Entry]:
+    """Entries that list this path among their fingerprints, whatever its content or the spec was then. A prepared
+    path stays prepared: when its source changes these are the entries to replace."""
+    resolved = str(Path(path).resolve())
+    return [entry for entry in _all_entries(root, spec.name)
+            if any(isinstance(fp, dict) and fp.get("path") == resolved for fp in entry.manifest.get("fingerprints", []))]
+
+
+def forget_path(root: Path, entry: Entry, path: Path) -> None:
+    """Drop this path's fingerprint from an entry; an entry no path refers to any more is deleted."""
+    resolved = str(Path(path).resolve())
+    kept = [fp for fp in entry.manifest.get("fingerprints", []) if not (isinstance(fp, dict) and
+                                                                        fp.get("path") == resolved)]
+    if kept:
+        _write_json_atomic(entry.folder / "manifest.json", {**entry.manifest, "fingerprints": kept})
+    elif entry.folder.parent.resolve() == Path(root).resolve():   # never delete outside the cache root
+        shutil.rmtree(entry.folder, ignore_errors=True)
+
+
+def add_fingerprint(entry: Entry, fingerprint: Fingerprint) -> Entry:
+    """Record that a source with this fingerprint has the entry's checksum (rewrites the manifest atomically)."""
+    resolved = [fp for fp in entry.fingerprints() if fp.path != fingerprint.path] + [fingerprint]
+    manifest = {**entry.manifest, "fingerprints": [dataclasses.asdict(fp) for fp in resolved]}
+    _write_json_atomic(entry.folder / "manifest.json", manifest)
+    return Entry(entry.folder, manifest)
+
+
+def write_entry(root: Path, data: MERData, fingerprint: Fingerprint, replace: bool = False) -> Entry:
+    """Save `data` as a new entry: arrays into a temporary folder, the manifest last, then one rename. With
+    `replace`, an entry already in place is replaced, else a usable one there is kept."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_temporaries(root)
+    final = root / f"{data.spec.name}-{data.sha256[:16]}"
+    temporary = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{final.name}-", dir=root))
+    try:
+        files = _save_arrays(temporary, data)
+        (temporary / "ids.json").write_text(json.dumps({name: list(data.split(name).ids) for name in SPLITS}))
+        files["ids.json"] = (temporary / "ids.json").stat().st_size
+        manifest = {"format": FORMAT_VERSION, "spec": spec_key(data.spec),
+                    "source": {"sha256": data.sha256, "path": fingerprint.path},
+                    "fingerprints": [dataclasses.asdict(fingerprint)], "notes": list(data.notes), "files": files,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        _write_json_atomic(temporary / "manifest.json", manifest)
+        _move_into_place(temporary, final, data.spec, replace)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    entry = Entry(final, json.loads((final / "manifest.json").read_text()))
+    return entry if fingerprint in entry.fingerprints() else add_fingerprint(entry, fingerprint)
+
+
+def _save_arrays(folder: Path, data: MERData) -> dict[str, int]:
+    files = {}
+    for split_name in SPLITS:
+        split = data.split(split_name)
+        for field in ARRAY_FIELDS:
+            tensor = getattr(split, field)
+            if tensor is None:
+                continue
+            name = f"{split_name}.{field}.npy"
+            np.save(folder / name, np.ascontiguousarray(tensor.numpy()), allow_pickle=False)
+            files[name] = (folder / name).stat().st_size
+    return files
+
+
+def _move_into_place(temporary: Path, final: Path, spec: DatasetSpec, replace: bool) -> None:
+    """Rename the finished folder into place. Unless replacing, a usable entry already there (another process) wins;
+    anything else there (no manifest, an older format or spec) is replaced."""
+    if final.exists():
+        if _usable(final, spec) and not replace:
+            return
+        shutil.rmtree(final)
+    try:
+        os.rename(temporary, final)
+    except OSError:
+        if not _usable(final, spec):
+            raise
+
+
+def _usable(folder: Path, spec: DatasetSpec) -> bool:
+    return any(entry.folder == folder for entry in entries(folder.parent, spec))
+
+
+def _remove_abandoned_temporaries(root: Path) -> None:
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for folder in root.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    temporary = path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}")
+    temporary.write_text(json.dumps(value, indent=1))
+    os.replace(temporary, path)
+
+
+def read_entry(entry: Entry, spec: DatasetSpec, source: str) -> MERData:
+    """The dataset with every tensor memory-mapped copy-on-write: pages are read on first use, and a model that
+    writes into its data changes only its own copy, never the cache."""
+    ids = json.loads((entry.folder / "ids.json").read_text())
+    splits = {name: _read_split(entry.folder, name, ids[name]) for name in SPLITS}
+    return MERData(spec, splits["train"], splits["valid"], splits["test"], source, entry.sha256,
+                   tuple(entry.manifest["notes"]))
+
+
+def _read_split(folder: Path, name: str, ids: list[str]) -> Split:
+    tensors: dict[str, torch.Tensor] = {}
+    for field in ARRAY_FIELDS:
+        path = folder / f"{name}.{field}.npy"
+        if path.is_file():
+            tensors[field] = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+    return Split(name=name, ids=tuple(ids), **tensors)
