@@ -1,10 +1,183 @@
-"""`mer-bench data` commands."""
+"""`mer-bench data check | prepare | synth`: inspect a dataset file, convert it into the prepared cache, or write the
+synthetic dataset as an MMSA pickle."""
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import click
+from rich.table import Table
+
+from mer_bench.cli.console import print_error
+from mer_bench.cli.console import stdout as console
+from mer_bench.data.loading import locate, prepare_dataset, spec_from_content, spec_from_path
+from mer_bench.data.mmsa import read_pickle, write_pickle
+from mer_bench.data.report import check_file, check_generated
+from mer_bench.data.specs import DatasetSpec
+from mer_bench.data.synthetic import SHAPES, generate_raw
+from mer_bench.data.validate import WARNING_PREFIX
+from mer_bench.errors import DataError, UserError
+from mer_bench.plugins import get_catalog
 
 
 @click.group("data")
 def data_group() -> None:
-    """data commands."""
+    """Check, prepare and generate dataset files."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a NAME|PATH argument resolved to: the spec, the file (None for generated data), the raw dict if it had to
+    be read to find the spec, and how the spec was chosen."""
+
+    spec: DatasetSpec
+    path: Path | None
+    raw: dict | None
+    reason: str
+
+
+def resolve_target(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None) -> Target:
+    """A registered NAME (its file found as `run` finds it), or a PATH whose dataset is given with --dataset, named by
+    the MMSA layout of the path, or read off the file's feature sizes."""
+    if data_dir is not None and data_file is not None:
+        raise UserError("Give either --data-dir or --data-file, not both.")
+    datasets = get_catalog().datasets
+    if target in datasets:
+        if dataset is not None and dataset != target:
+            raise UserError(f"'{target}' is a dataset name; --dataset {dataset} contradicts it.")
+        spec = datasets[target].value
+        if spec.generate is not None and data_file is None:
+            return Target(spec, None, None, "its name (generated)")
+        return Target(spec, locate(spec, data_dir, data_file), None, "its name")
+    path = Path(target)
+    if not path.is_file():
+        close = " or ".join(sorted(datasets)) or "(none)"
+        raise UserError(f"'{target}' is neither a registered dataset ({close}) nor a file.")
+    if data_dir is not None or data_file is not None:
+        raise UserError("--data-dir and --data-file go with a dataset NAME; with a PATH, use --dataset to name it.")
+    specs = [entry.value for entry in datasets.values()]
+    if dataset is not None:
+        return Target(get_catalog().dataset(dataset).value, path, None, "--dataset")
+    if (spec := spec_from_path(path, specs)) is not None:
+        return Target(spec, path, None, "its path")
+    raw = read_pickle(path)
+    spec, reason = spec_from_content(path, raw, specs)
+    return Target(spec, path, raw, reason)
+
+
+def target_options(command):
+    """The options `check` and `prepare` share."""
+    for option in reversed((
+        click.argument("target", metavar="NAME|PATH"),
+        click.option("--dataset", "-d", help="The dataset a PATH holds (default: from its path or feature sizes)."),
+        click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding datasets in the MMSA layout."),
+        click.option("--data-file", type=click.Path(path_type=Path), help="The file of dataset NAME."),
+    )):
+        command = option(command)
+    return command
+
+
+@data_group.command("check")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_command(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None,
+                  as_json: bool) -> None:
+    """Validate a dataset file and describe it. Exit status 0 when usable, 2 when not."""
+    resolved = resolve_target(target, dataset, data_dir, data_file)
+    if resolved.path is None:
+        report = check_generated(resolved.spec)
+    else:
+        report = check_file(resolved.spec, resolved.path, resolved.raw, resolved.reason)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif report["usable"]:
+        print_report(report)
+    errors = [problem for problem in report["problems"] if problem["severity"] == "error"]
+    for problem in errors:
+        print_error(f"Error: {DataError(report['source'], problem['message'], problem['split'], problem['key'])}")
+    if errors:
+        raise click.exceptions.Exit(2)
+
+
+def print_report(report: dict) -> None:
+    console.print(f"[bold]{report['dataset']}[/bold] ({report['title']}, {report['style'].upper()}-style labels), "
+                  f"dataset chosen by {report['dataset_from']}", markup=True)
+    console.print(f"source: {report['source']}", markup=False, soft_wrap=True)
+    console.print(f"SHA-256: {report['sha256']} ({report['checksum']})", markup=False)
+    if report["cache"] is not None:
+        folder = f" at {report['cache']['folder']}" if report["cache"]["folder"] else ""
+        console.print(f"prepared cache: {report['cache']['state']}{folder}", markup=False, soft_wrap=True)
+    table = Table("split", "N", "audio", "vision", "text", "text_bert", "neg/neu/pos", "unimodal labels",
+                  "subsets cons/incons/text-confl", title="Splits")
+    for name, split in report["splits"].items():
+        columns = split["columns"]
+        shape = lambda key: _shape(columns, key)  # noqa: E731
+        subsets = "/".join(map(str, split["subsets"].values())) if split["subsets"] else "not available"
+        table.add_row(name, str(split["n"]), shape("audio"), shape("vision"), shape("text"), shape("text_bert"),
+                      "/".join(map(str, split["labels"].values())), "yes" if split["unimodal_labels"] else "no",
+                      subsets)
+    console.print(table)
+    for note in report["notes"]:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    if report["ignored_top_level_keys"]:
+        console.print(f"ignored top-level keys: {', '.join(report['ignored_top_level_keys'])}", markup=False)
+    for problem in report["problems"]:
+        if problem["severity"] == "warning":
+            where = ", ".join(part for part in (problem["split"] and f"split '{problem['split']}'",
+                                                problem["key"] and f"key '{problem['key']}'") if part)
+            console.print(f"warning: {where + ': ' if where else ''}{problem['message']}", markup=False,
+                          soft_wrap=True)
+    console.print("usable: yes", markup=False)
+
+
+def _shape(columns: dict, key: str) -> str:
+    column = columns.get(key) if columns else None
+    if column is None:
+        return "-"
+    dims = "x".join(map(str, column["shape"])) if column["shape"] is not None else "?"
+    return f"{dims} {column['dtype'].removeprefix('torch.')}"
+
+
+@data_group.command("prepare")
+@target_options
+@click.option("--rebuild", is_flag=True, help="Convert again even if a fresh prepared copy exists.")
+def prepare_command(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None,
+                    rebuild: bool) -> None:
+    """Convert a dataset file once into the prepared cache (plain memory-mapped arrays) that later runs load from."""
+    resolved = resolve_target(target, dataset, data_dir, data_file)
+    if resolved.path is None:
+        raise UserError(f"'{resolved.spec.name}' is generated in memory; there is no file to prepare "
+                        "(`mer-bench data synth` writes one).")
+    started = time.perf_counter()
+    outcome = prepare_dataset(resolved.spec, resolved.path, resolved.raw, rebuild=rebuild)
+    seconds = time.perf_counter() - started
+    size = sum(outcome.entry.manifest["files"].values()) / 2**20
+    verb = {"fresh": "already prepared", "reused": "same content already prepared", "built": "prepared"}
+    console.print(f"{resolved.spec.name} from {resolved.path}: {verb[outcome.status]} in {outcome.entry.folder} "
+                  f"({size:.1f} MiB, {seconds:.1f} s)", markup=False, soft_wrap=True)
+    for note in outcome.entry.manifest["notes"]:
+        label = "warning" if note.startswith(WARNING_PREFIX) else "note"
+        console.print(f"{label}: {note.removeprefix(WARNING_PREFIX)}", markup=False, soft_wrap=True)
+
+
+@data_group.command("synth")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--like", type=click.Choice(sorted(SHAPES)), default="synthetic", show_default=True,
+              help="Whose shapes, label style and split sizes to copy.")
+@click.option("--n", "sizes", type=click.IntRange(min=1), nargs=3, default=None, metavar="TRAIN VALID TEST",
+              help="Samples per split (default: those of --like).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed (same seed, same file).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, force: bool) -> None:
+    """Write the synthetic dataset (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
+    if out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite it.")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: no such folder.")
+    sizes = tuple(sizes) if sizes else SHAPES[like].sizes
+    write_pickle(generate_raw(like, sizes, seed), out)
+    console.print(f"wrote {out} ({like}-shaped, {'/'.join(map(str, sizes))} samples, seed {seed}, "
+                  f"{out.stat().st_size / 2**20:.1f} MiB)", markup=False, soft_wrap=True)

@@ -158,27 +158,33 @@ def prepare_dataset(spec: DatasetSpec, path: Path, raw: dict | None = None, rebu
     return Prepared(entry, "built")
 
 
-def infer_spec(path: Path, raw: dict | None, specs: list[DatasetSpec]) -> tuple[DatasetSpec, str]:
-    """The dataset a file holds, with the reason: its path as a registered layout names it (longest match first),
-    else its audio and vision feature sizes. Ambiguity is an error that asks for --dataset."""
+def spec_from_path(path: Path, specs: list[DatasetSpec]) -> DatasetSpec | None:
+    """The dataset whose registered layout ends the file's path (longest match), without reading the file."""
     resolved = Path(path).resolve().as_posix()
-    by_layout = [(len(rel), spec) for spec in specs for rel in spec.relative_paths if resolved.endswith("/" + rel)]
-    if by_layout:
-        longest = max(length for length, _ in by_layout)
-        matches = {spec.name: spec for length, spec in by_layout if length == longest}
-        if len(matches) == 1:
-            return next(iter(matches.values())), "from its path"
+    matches = [(len(rel), spec) for spec in specs for rel in spec.relative_paths if resolved.endswith("/" + rel)]
+    if not matches:
+        return None
+    longest = max(length for length, _ in matches)
+    best = {spec.name: spec for length, spec in matches if length == longest}
+    return next(iter(best.values())) if len(best) == 1 else None
+
+
+def spec_from_content(path: Path, raw: dict, specs: list[DatasetSpec]) -> tuple[DatasetSpec, str]:
+    """The one dataset whose expected audio and vision feature sizes are the file's, with the reason, else a
+    UserError asking for --dataset."""
     dims = _audio_vision_dims(raw)
     matches = {spec.name: spec for spec in specs if dims is not None and tuple(spec.feature_dims[1:]) == dims}
     if len(matches) == 1:
-        return next(iter(matches.values())), f"from its audio/vision feature sizes {dims[0]}/{dims[1]}"
+        return next(iter(matches.values())), f"its audio/vision feature sizes {dims[0]}/{dims[1]}"
     seen = f"audio/vision feature sizes {dims[0]}/{dims[1]}" if dims else "no readable train audio/vision"
-    raise UserError(f"{path}: cannot tell which dataset this file holds ({seen}, "
-                    f"{'several' if matches else 'no'} registered dataset(s) match); pass --dataset NAME.")
+    names = f": {', '.join(sorted(matches))}" if matches else ""
+    raise UserError(f"{path}: cannot tell which dataset this file holds ({seen}; {len(matches)} registered "
+                    f"datasets match{names}); pass --dataset NAME.")
 
 
-def _audio_vision_dims(raw: dict | None) -> tuple[int, int] | None:
+def _audio_vision_dims(raw: dict) -> tuple[int, int] | None:
     try:
-        return tuple(int(np.shape(raw["train"][key])[-1]) for key in ("audio", "vision"))   # type: ignore[return-value]
+        audio, vision = (np.shape(raw["train"][key]) for key in ("audio", "vision"))
+        return (int(audio[-1]), int(vision[-1])) if len(audio) == 3 and len(vision) == 3 else None
     except (KeyError, TypeError, IndexError, ValueError):
         return None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import _codecs
 import collections
+import os
 import pickle
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,20 @@ def read_pickle(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise DataError(path, f"expected a dict with train/valid/test, found {type(raw).__name__}")
     return raw
+
+
+def write_pickle(raw: dict, path: Path) -> None:
+    """Write an MMSA-format dict, atomically: a temporary file beside `path`, renamed over it when complete.
+    Protocol 4 is what Python 3.8-3.13 write by default, so these files read like the published ones."""
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            pickle.dump(raw, handle, protocol=4)
+        os.replace(handle.name, path)
+    finally:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
 
 
 def raw_to_data(raw: dict, spec: DatasetSpec, source: str, sha256: str) -> MERData:
