@@ -1,0 +1,163 @@
+"""Result files -> boards (one per dataset file) -> groups (one per model setting), each group holding its seeds.
+
+A board is a dataset *file*: results whose dataset checksums differ are never averaged together, even when the
+dataset name is the same; each checksum gets its own board, labelled with its checksum. A group is one row of a
+table: the runs of one (model, overrides, text mode, epoch budget) over seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mer_bench.results import RunResult
+
+TRACK_OUTPUTS = {"regression": "score", "classification": "probs"}
+TRACK_ORDER = ("regression", "classification")
+SUBSET_ORDER = ("consistent", "inconsistent", "text-conflict")   # as mer_bench.data.subsets builds them
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def safe_slug(text: str) -> str:
+    """A file-name-safe form of `text`; a hash of the original is appended when anything had to change, so two
+    different names never share a page."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "x"
+    return slug if slug == text else f"{slug}-{short_hash(text)}"
+
+
+@dataclass(frozen=True, order=True)
+class GroupKey:
+    """What makes runs comparable seeds of one another (everything in the RunSpec but the seed and dataset)."""
+
+    model: str
+    overrides: str           # canonical JSON of the overrides, sorted keys
+    text_mode: str
+    epochs: int | None
+
+    @classmethod
+    def of(cls, result: RunResult) -> GroupKey:
+        spec = result.spec.to_dict()
+        return cls(spec["model"], json.dumps(spec["overrides"], sort_keys=True), spec["text_mode"], spec["epochs"])
+
+    @property
+    def is_default(self) -> bool:
+        return self.overrides == "{}" and self.text_mode == "features" and self.epochs is None
+
+    def sort_key(self) -> tuple:
+        return (self.model, self.overrides, self.text_mode, -1 if self.epochs is None else self.epochs)
+
+    def settings_text(self) -> str:
+        """`defaults` or `key=value, ...`, then the text mode and epoch budget when they are not the defaults."""
+        overrides = json.loads(self.overrides)
+        parts = [", ".join(f"{k}={_compact(v)}" for k, v in overrides.items()) or "defaults"]
+        if self.text_mode != "features":
+            parts.append(f"text: {self.text_mode}")
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epochs")
+        return "; ".join(parts)
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass
+class Group:
+    key: GroupKey
+    slug: str
+    runs: list[RunResult]     # sorted by seed, one per seed
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.spec.seed for run in self.runs]
+
+    def runs_with(self, track: str) -> list[RunResult]:
+        return [run for run in self.runs if track in run.metrics["test"].get("all", {})]
+
+
+@dataclass
+class Board:
+    dataset: str              # dataset name as registered (e.g. "sims")
+    sha256: str               # checksum of the dataset file the runs used
+    slug: str                 # folder name of the board in the site
+    record: dict[str, Any]    # the dataset record of the newest run (title, style, synthetic, sizes, subsets)
+    groups: list[Group]
+    siblings: list[str] = field(default_factory=list)   # slugs of boards of the same dataset name, other files
+
+    @property
+    def title(self) -> str:
+        title = str(self.record.get("title") or self.dataset)
+        return f"{title} (synthetic data)" if self.synthetic else title
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.record.get("synthetic"))
+
+    @property
+    def style(self) -> str:
+        return str(self.record["style"])
+
+    @property
+    def subsets(self) -> list[str]:
+        """Test subsets of the dataset, the standard ones first in their usual order."""
+        names = (self.record.get("subsets") or {}).keys()
+        return sorted(names, key=lambda name: (SUBSET_ORDER.index(name) if name in SUBSET_ORDER else 99, name))
+
+    @property
+    def runs(self) -> list[RunResult]:
+        return [run for group in self.groups for run in group.runs]
+
+    @property
+    def last_update(self) -> str:
+        return max(run.created for run in self.runs)
+
+    def tracks(self) -> list[str]:
+        return [track for track in TRACK_ORDER if any(group.runs_with(track) for group in self.groups)]
+
+
+def deduplicate(results: Iterable[RunResult]) -> tuple[list[RunResult], int]:
+    """One result per (dataset checksum, run id): the newest `created` wins, the first read among equals."""
+    kept: dict[tuple[str, str], RunResult] = {}
+    duplicates = 0
+    for result in results:
+        key = (result.dataset["sha256"], result.run_id)
+        if key in kept:
+            duplicates += 1
+            if result.created <= kept[key].created:
+                continue
+        kept[key] = result
+    return list(kept.values()), duplicates
+
+
+def make_boards(results: Iterable[RunResult]) -> list[Board]:
+    """Boards sorted by dataset name and checksum, groups sorted by their key, runs by seed: a stable order."""
+    by_file: dict[tuple[str, str], list[RunResult]] = {}
+    for result in results:
+        by_file.setdefault((result.spec.dataset, result.dataset["sha256"]), []).append(result)
+    names = [name for name, _ in by_file]
+    boards = []
+    for (name, sha256), runs in sorted(by_file.items()):
+        slug = safe_slug(name) if names.count(name) == 1 else f"{safe_slug(name)}-{sha256[:8]}"
+        newest = max(runs, key=lambda run: (run.created, run.run_id))
+        boards.append(Board(name, sha256, slug, newest.dataset, make_groups(runs)))
+    for board in boards:
+        board.siblings = [other.slug for other in boards if other.dataset == board.dataset and other is not board]
+    return boards
+
+
+def make_groups(runs: Iterable[RunResult]) -> list[Group]:
+    by_key: dict[GroupKey, list[RunResult]] = {}
+    for run in runs:
+        by_key.setdefault(GroupKey.of(run), []).append(run)
+    groups = []
+    for key in sorted(by_key, key=GroupKey.sort_key):
+        slug = safe_slug(key.model) if key.is_default else f"{safe_slug(key.model)}-{short_hash(repr(key))}"
+        groups.append(Group(key, slug, sorted(by_key[key], key=lambda run: run.spec.seed)))
+    return groups

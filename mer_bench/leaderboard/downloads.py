@@ -1,0 +1,103 @@
+"""Machine-readable downloads next to the pages: results.json (per board and for the whole site) and one CSV per table.
+
+Numbers are rounded (metrics to 6 decimals, p-values to 4) so the files are stable across platforms whose floating
+point differs in the last bits, which keeps a rebuilt site byte-identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from mer_bench.stats import CONFIDENCE, PERMUTATIONS
+
+from mer_bench.leaderboard.boards import Board
+from mer_bench.leaderboard.ranking import ALPHA, Cell, Table
+
+FORMAT_VERSION = 1
+CELL_FIELDS = ("mean", "std", "n", "ci_low", "ci_high", "mark", "test", "p_value")
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def cell_record(cell: Cell) -> dict[str, Any]:
+    summary = cell.summary
+    return {"mean": _round(summary.mean), "std": _round(summary.std), "n": summary.n,
+            "ci_low": _round(summary.ci_low), "ci_high": _round(summary.ci_high), "mark": cell.mark or None,
+            "test": cell.test.method if cell.test else None,
+            "p_value": _round(cell.test.p_value, 4) if cell.test else None}
+
+
+def table_record(table: Table) -> dict[str, Any]:
+    return {
+        "track": table.track,
+        "columns": [{"id": column.id, "label": column.label, "description": column.description,
+                     "higher_is_better": column.higher_is_better} for column in table.columns],
+        "rows": [{"model": row.group.key.model, "settings": row.group.key.settings_text(),
+                  "overrides": json.loads(row.group.key.overrides), "text_mode": row.group.key.text_mode,
+                  "epochs": row.group.key.epochs, "seeds": row.seeds, "page": f"models/{row.group.slug}.html",
+                  "run_ids": [run.run_id for run in row.group.runs_with(table.track)],
+                  "cells": {column.id: cell_record(row.cells[column.id]) for column in table.columns}}
+                 for row in table.rows],
+        "reported": [{"model": row.model, "setting": row.setting, "source": row.source.id,
+                      "values": {key: _round(value) for key, value in row.values.items()}}
+                     for row in table.reported],
+    }
+
+
+def board_record(board: Board, tables: list[Table]) -> dict[str, Any]:
+    sources = {row.source.id: row.source for table in tables for row in table.reported}
+    return {
+        "dataset": board.dataset, "title": board.title, "synthetic": board.synthetic, "style": board.style,
+        "sha256": board.sha256, "page": f"{board.slug}/index.html", "sizes": board.record.get("sizes"),
+        "subsets": board.record.get("subsets"), "last_update": board.last_update, "runs": len(board.runs),
+        "tables": [table_record(table) for table in tables],
+        "reported_sources": [{"id": key, "citation": sources[key].citation, "url": sources[key].url,
+                              "notes": sources[key].notes} for key in sorted(sources)],
+    }
+
+
+def statistics_record() -> dict[str, Any]:
+    return {"cell": "mean and sample standard deviation (ddof=1) over seeds",
+            "confidence_interval": f"{CONFIDENCE:.0%} Student t interval, n - 1 degrees of freedom",
+            "ties": f"two-sided paired permutation test on per-sample test predictions pooled over matched seeds "
+                    f"({PERMUTATIONS} random swaps), or a two-sided paired t-test over matched seeds when predictions "
+                    f"are missing; tied when p >= alpha", "alpha": ALPHA}
+
+
+def results_json(boards: list[tuple[Board, list[Table]]]) -> str:
+    data = {"format": "mer-bench leaderboard", "version": FORMAT_VERSION, "statistics": statistics_record(),
+            "boards": [board_record(board, tables) for board, tables in boards]}
+    return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def table_csv(table: Table) -> str:
+    """One row per reproduced group then per reported row; per column: mean, std, n, CI, mark, test and p-value."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["kind", "model", "settings", "text_mode", "epochs", "seeds", "source"]
+    header += [f"{column.id}_{field}" for column in table.columns for field in CELL_FIELDS]
+    writer.writerow(header)
+    for row in table.rows:
+        key = row.group.key
+        line = ["reproduced", key.model, key.settings_text(), key.text_mode, _blank(key.epochs),
+                " ".join(map(str, row.seeds)), ""]
+        for column in table.columns:
+            record = cell_record(row.cells[column.id])
+            line += [_blank(record[field]) for field in CELL_FIELDS]
+        writer.writerow(line)
+    for reported in table.reported:
+        line = ["reported", reported.model, reported.setting, "", "", "", reported.source.id]
+        for column in table.columns:
+            value = reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
+            line += [_blank(_round(value))] + [""] * (len(CELL_FIELDS) - 1)
+        writer.writerow(line)
+    return buffer.getvalue()
+
+
+def _blank(value: Any) -> str:
+    return "" if value is None else str(value)

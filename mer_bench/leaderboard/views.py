@@ -1,0 +1,114 @@
+"""What the templates show: tables and cells turned into display strings, hover text and sort values.
+
+Keeping the formatting here (not in the templates) makes the templates plain markup and lets tests check the words
+a reader sees without parsing HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mer_bench.stats import CONFIDENCE, PERMUTATIONS
+
+from mer_bench.leaderboard.boards import Board
+from mer_bench.leaderboard.columns import Column
+from mer_bench.leaderboard.ranking import ALPHA, Cell, Row, Table
+
+DIGITS = 4
+TRACK_TITLES = {"regression": "Regression track (continuous sentiment score)",
+                "classification": "Classification track (3 classes: negative, neutral, positive)"}
+MARK_SYMBOLS = {"best": "★", "tied": "≈"}
+TEST_NAMES = {"permutation": "paired permutation test on per-sample test predictions",
+              "t-test": "paired t-test over seeds"}
+
+METHOD_TEXT = (
+    f"Each cell is the mean ± sample standard deviation (ddof = 1) over seeds; hover a cell for its "
+    f"{CONFIDENCE:.0%} confidence interval (Student t with n − 1 degrees of freedom) and the number of seeds. "
+    f"★ marks the best mean of a column. ≈ marks a model that is not significantly worse than the best: a two-sided "
+    f"paired permutation test at α = {ALPHA} ({PERMUTATIONS} random swaps of the two models' per-sample test "
+    f"predictions, pooled over the seeds both ran) does not reject equality. When either model lacks per-sample "
+    f"predictions, a two-sided paired t-test over the matched seeds is used instead. Each cell's hover text names "
+    f"the test and its p-value. There is no correction for multiple comparisons. Reported rows are copied from "
+    f"their source, never tested and never ranked."
+)
+
+
+def number(value: float | None, digits: int = DIGITS) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def sort_value(value: float | None) -> str:
+    """A value for the numeric sort, exact enough to order cells and stable across rebuilds."""
+    return "" if value is None else f"{value:.9g}"
+
+
+def cell_text(cell: Cell) -> str:
+    summary = cell.summary
+    if summary.mean is None:
+        return "n/a"
+    if summary.std is None:
+        return f"{number(summary.mean)} (1 seed)"
+    return f"{number(summary.mean)} ± {number(summary.std)}"
+
+
+def cell_title(cell: Cell, column: Column) -> str:
+    """Hover text: spread, CI, seeds, and the test against the best row."""
+    summary = cell.summary
+    if summary.mean is None:
+        return f"{column.label}: undefined on every seed"
+    parts = [f"{column.label}: mean {summary.mean:.6f}"]
+    if summary.std is not None:
+        parts.append(f"sample std (ddof=1) {summary.std:.6f}")
+    parts.append(f"n = {summary.n} seed{'s' if summary.n != 1 else ''}")
+    if summary.ci_low is not None:
+        parts.append(f"{CONFIDENCE:.0%} CI [{summary.ci_low:.4f}, {summary.ci_high:.4f}] (t-based)")
+    else:
+        parts.append(f"no {CONFIDENCE:.0%} CI from a single seed")
+    if cell.mark == "best":
+        parts.append("best in this column")
+    elif cell.test is not None:
+        verdict = "not significantly worse than the best (tied)" if cell.mark == "tied" else "worse than the best"
+        parts.append(f"vs best: {TEST_NAMES[cell.test.method]} over {cell.test.seeds} seed(s), "
+                     f"p = {cell.test.p_value:.4f}: {verdict}")
+    elif column.ranked:
+        parts.append("not tested against the best (no matched seeds)")
+    return "; ".join(parts)
+
+
+def cell_view(cell: Cell, column: Column) -> dict[str, Any]:
+    return {"text": cell_text(cell), "title": cell_title(cell, column), "value": sort_value(cell.summary.mean),
+            "mark": cell.mark, "symbol": MARK_SYMBOLS.get(cell.mark, "")}
+
+
+def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
+    group = row.group
+    return {"model": group.key.model, "settings": group.key.settings_text(), "page": f"models/{group.slug}.html",
+            "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
+            "cells": [cell_view(row.cells[column.id], column) for column in columns]}
+
+
+def reported_view(table: Table) -> list[dict[str, Any]]:
+    rows = []
+    for reported in table.reported:
+        cells = []
+        for column in table.columns:
+            value = reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
+            title = (f"{column.label}: {value:.4f} as reported by {reported.source.label} (no spread published)"
+                     if value is not None else "not reported")
+            cells.append({"text": number(value) if value is not None else "—", "title": title,
+                          "value": sort_value(value)})
+        rows.append({"model": reported.model, "setting": reported.setting, "source": reported.source.label,
+                     "cells": cells})
+    return rows
+
+
+def csv_name(board: Board, track: str) -> str:
+    return f"{board.slug}-{track}.csv"
+
+
+def table_view(table: Table) -> dict[str, Any]:
+    sources = {row.source.id: row.source for row in table.reported}
+    return {"track": table.track, "title": TRACK_TITLES.get(table.track, table.track),
+            "columns": table.columns, "rows": [row_view(row, table.columns) for row in table.rows],
+            "reported": reported_view(table), "sources": [sources[key] for key in sorted(sources)],
+            "csv": csv_name(table.board, table.track)}
