@@ -1,8 +1,10 @@
-"""Entry point of the CMC plugin."""
+"""Entry point of the CMC plugin: registers `cmc` and `cmc-gt`."""
 
 from mer_bench.hookspecs import hookimpl
+from mer_bench_cmc.model import CMC, CMCGT
 
 
 @hookimpl
 def register_models(register):
-    """Registers `cmc` and `cmc-gt` once they are implemented."""
+    register(CMC)
+    register(CMCGT)
