@@ -61,6 +61,17 @@ def column_values(driver, table_id: str, header_text: str) -> list[str]:
     return [row.find_elements(By.CSS_SELECTOR, "th, td")[index].text for row in rows]
 
 
+def save_screenshot(driver, tmp_path_factory, name: str, element=None) -> Path:
+    """Save a screenshot (scrolled to `element`) to a temporary folder and print where, for a person to look at."""
+    if element is not None:
+        driver.execute_script("arguments[0].scrollIntoView();", element)
+    path = tmp_path_factory.mktemp("screenshots") / name
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    assert path.stat().st_size > 10_000          # an empty or blank page compresses to far less
+    return path
+
+
 def severe_logs(driver) -> list[dict]:
     return [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
 
@@ -99,18 +110,16 @@ def test_board_tables_sort_by_clicking_a_header(site, browser, tmp_path_factory)
     assert by_name == ["close-second", "noisy", "steady"]          # alphabetical now, no longer by rank
     best = browser.find_elements(By.CSS_SELECTOR, "#table-regression td.best")
     assert best and "95% CI" in best[0].get_attribute("title")
-    screenshot = tmp_path_factory.mktemp("screenshots") / "board.png"
-    browser.save_screenshot(str(screenshot))
-    print(f"screenshot: {screenshot}")
-    assert screenshot.stat().st_size > 10_000
+    save_screenshot(browser, tmp_path_factory, "board.png", browser.find_element(By.ID, "regression"))
     assert severe_logs(browser) == []
 
 
-def test_model_page_shows_runs_and_commands(site, browser):
+def test_model_page_shows_runs_and_commands(site, browser, tmp_path_factory):
     from selenium.webdriver.common.by import By
     browser.get((site / "synthetic" / "models" / "steady.html").as_uri())
-    commands = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "#runs code.command")]
+    commands = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "#commands code.command")]
     assert commands == [f"mer-bench run steady --dataset synthetic --seeds {seed}" for seed in (1111, 1112, 1113)]
+    save_screenshot(browser, tmp_path_factory, "model.png")
     browser.find_element(By.LINK_TEXT, "mer-bench leaderboards").click()
     assert browser.current_url.endswith("/index.html")
     assert severe_logs(browser) == []

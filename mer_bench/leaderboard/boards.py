@@ -51,7 +51,9 @@ class GroupKey:
         return self.overrides == "{}" and self.text_mode == "features" and self.epochs is None
 
     def sort_key(self) -> tuple:
-        return (self.model, self.overrides, self.text_mode, -1 if self.epochs is None else self.epochs)
+        """The model's own settings first, then overrides, text mode and epoch budget."""
+        return (self.model, self.overrides != "{}", self.overrides, self.text_mode,
+                -1 if self.epochs is None else self.epochs)
 
     def settings_text(self) -> str:
         """`defaults` or `key=value, ...`, then the text mode and epoch budget when they are not the defaults."""

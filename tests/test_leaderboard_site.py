@@ -1,0 +1,186 @@
+"""Building the site: escaping, synthetic labels, links, downloads, model pages, bad input, determinism, the CLI, and
+the published board under leaderboards/."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mer_bench.cli import main
+from mer_bench.leaderboard import build_site
+from mer_bench.leaderboard.site import MANIFEST
+
+from tests.test_leaderboard_fixtures import (noisy_predictions, result_dict, synthetic_labels, write_board,
+                                             write_result_dict)
+
+EVIL = "<script>alert(1)</script>"
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A synthetic board (three models, one with an unsafe name, probes on one), built once for the module."""
+    results = tmp_path_factory.mktemp("results")
+    write_board(results, {"steady": 0.15, EVIL: 0.8})
+    write_board(results, {"probed": 0.3}, probes={"text_reliance_share": 0.4, "follows_text_rate": None})
+    out = tmp_path_factory.mktemp("site") / "site"
+    report = build_site([results], out)
+    return results, out, report
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_unsafe_model_name_is_escaped_text(built):
+    _, out, _ = built
+    pages = {name: content.decode() for name, content in tree(out).items() if name.endswith(".html")}
+    board = pages["synthetic/index.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in board
+    for name, html in pages.items():
+        assert "<script>alert" not in html, name
+        # the only script element of every page is the sorting script shipped with the site
+        assert re.findall(r"<script\b[^>]*>", html) == [f'<script src="{"../" * name.count("/")}static/sort.js" '
+                                                        'defer>'], name
+    model_pages = [name for name in pages if name.startswith("synthetic/models/script-")]
+    assert len(model_pages) == 1 and "&lt;script&gt;" in pages[model_pages[0]]
+
+
+def test_synthetic_boards_say_so_and_links_are_relative(built):
+    _, out, _ = built
+    board = (out / "synthetic" / "index.html").read_text()
+    assert re.search(r"<title>[^<]*synthetic data[^<]*</title>", board)
+    assert re.search(r"<h1>[^<]*synthetic data", board)
+    for path in out.rglob("*.html"):
+        html = path.read_text()
+        for link in re.findall(r'(?:href|src)="([^"]*)"', html):
+            assert not link.startswith(("/", "http:", "https:", "//")), (path.name, link)
+            if link and not link.startswith(("#", "data:")):
+                assert (path.parent / link.split("#")[0]).exists(), (path.name, link)
+
+
+def test_tables_show_subsets_gap_probes_and_conventions(built):
+    _, out, _ = built
+    board = (out / "synthetic" / "index.html").read_text()
+    for header in ("Consistent Acc-2 (Has0)", "Inconsistent Acc-2 (Has0)", "Text-conflict Acc-2 (Has0)",
+                   "Gap Acc-2 (Has0)", "Text reliance", "Follows text", "Robustness AUC"):
+        assert header in board
+    assert "SIMS-style: both clipped to [-1, 1]" in board          # the convention from metrics.describe
+    assert "sample std (ddof=1)" in board and "95% CI [" in board
+    assert "paired permutation test" in board and "α = 0.05" in board
+
+
+def test_downloads_hold_means_std_n_and_intervals(built):
+    _, out, _ = built
+    rows = list(csv.DictReader(io.StringIO((out / "synthetic" / "synthetic-regression.csv").read_text())))
+    assert [row["model"] for row in rows] == ["steady", "probed", EVIL]
+    steady = rows[0]
+    assert steady["has0_acc2_n"] == "3" and steady["has0_acc2_mark"] == "best"
+    assert float(steady["has0_acc2_ci_low"]) < float(steady["has0_acc2_mean"]) < float(steady["has0_acc2_ci_high"])
+    assert rows[1]["probe:text_reliance_share_mean"] == "0.4" and rows[0]["probe:text_reliance_share_mean"] == ""
+    data = json.loads((out / "results.json").read_text())
+    (board,) = data["boards"]
+    assert board["synthetic"] is True and [table["track"] for table in board["tables"]] == ["regression",
+                                                                                           "classification"]
+    cell = board["tables"][0]["rows"][0]["cells"]["mae"]
+    assert set(cell) == {"mean", "std", "n", "ci_low", "ci_high", "mark", "test", "p_value"}
+    assert json.loads((out / "synthetic" / "results.json").read_text())["boards"] == data["boards"]
+
+
+def test_model_page_lists_every_run_with_its_command(built):
+    _, out, _ = built
+    page = (out / "synthetic" / "models" / "steady.html").read_text()
+    for seed in (1111, 1112, 1113):
+        assert f"mer-bench run steady --dataset synthetic --seeds {seed}</code>" in page
+    checksum = hashlib.sha256(b"synthetic").hexdigest()                # the fixtures' dataset checksum
+    for fact in ("mer-bench-fixtures 1.0", "0123456789ab", "cpu (2 cores)", "12,345", checksum):
+        assert fact in page
+    assert "Gate weights" not in page                                # no gates stored: no section
+
+
+def test_gate_weights_per_subset(tmp_path):
+    label, unimodal = synthetic_labels(80)
+    consistent = (np.sign(unimodal) == np.sign(label)[:, None]).all(axis=1)
+    gates = np.where(consistent[:, None], [0.6, 0.3, 0.1], [0.2, 0.3, 0.5])
+    for seed in (1, 2):
+        probs = noisy_predictions(label, 0.2, seed)[1]
+        write_result_dict(result_dict("cmc", seed, label, probs=probs, unimodal=unimodal, gates=gates), tmp_path / "r")
+    build_site([tmp_path / "r"], tmp_path / "site")
+    page = (tmp_path / "site" / "synthetic" / "models" / "cmc.html").read_text()
+    assert ('<tr><th scope="row">Consistent</th><td>2</td><td>0.600 ± 0.000</td><td>0.300 ± 0.000</td>'
+            '<td>0.100 ± 0.000</td></tr>') in page
+    assert '<tr><th scope="row">Inconsistent</th><td>2</td><td>0.200 ± 0.000</td>' in page
+    board = (tmp_path / "site" / "synthetic" / "index.html").read_text()
+    assert 'id="table-classification"' in board and 'id="table-regression"' not in board
+
+
+def test_bad_files_are_reported_by_name_and_skipped(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_board(results, {"fine": 0.2}, seeds=(1, 2))
+    (results / "broken.json").write_text("{not json")
+    label, _ = synthetic_labels(20)
+    future = result_dict("fine", 3, label, noisy_predictions(label, 0.2, 3)[0])
+    (results / "future.json").write_text(json.dumps({**future, "schema_version": 99}))
+    (results / "incomplete.json").write_text(json.dumps({key: value for key, value in future.items()
+                                                         if key != "parameters"}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["leaderboard", "build", str(results), "--out", str(tmp_path / "site")])
+    assert exit_info.value.code == 0
+    captured = capsys.readouterr()
+    for name in ("broken.json", "future.json", "incomplete.json"):
+        assert f"Skipped: {results / name}" in captured.err
+    assert "schema_version 99 is not supported" in captured.err
+    assert "2 used, 3 skipped" in captured.out
+    assert (tmp_path / "site" / "synthetic" / "models" / "fine.html").exists()
+
+
+def test_nothing_readable_is_an_error(tmp_path, capsys):
+    (tmp_path / "broken.json").write_text("[]")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["leaderboard", "build", str(tmp_path / "broken.json"), "--out", str(tmp_path / "site")])
+    assert exit_info.value.code == 2
+    assert "No readable result files" in capsys.readouterr().err and not (tmp_path / "site").exists()
+
+
+def test_build_is_deterministic_and_removes_only_its_own_stale_files(built, tmp_path):
+    results, out, _ = built
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    build_site([copy], tmp_path / "again")
+    assert tree(tmp_path / "again") == tree(out)                       # byte-identical from the same results
+    shutil.rmtree(copy / "synthetic" / "probed")
+    (tmp_path / "again" / "notes.txt").write_text("mine")
+    build_site([copy], tmp_path / "again")
+    assert not (tmp_path / "again" / "synthetic" / "models" / "probed.html").exists()
+    assert (tmp_path / "again" / "notes.txt").read_text() == "mine"    # not written by a build: kept
+    assert "probed" not in (tmp_path / "again" / MANIFEST).read_text()
+
+
+def test_refuses_a_folder_it_did_not_build(built, tmp_path):
+    results, _, _ = built
+    (tmp_path / "precious.txt").write_text("keep")
+    with pytest.raises(Exception, match="not empty"):
+        build_site([results], tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_published_board_is_reproducible(tmp_path):
+    """leaderboards/site must be exactly what `mer-bench leaderboard build leaderboards/results` produces."""
+    results, site = REPOSITORY / "leaderboards" / "results", REPOSITORY / "leaderboards" / "site"
+    if not results.exists():
+        pytest.skip("leaderboards/results does not exist yet: no published board to check")
+    assert site.exists(), "leaderboards/site is missing: run mer-bench leaderboard build leaderboards/results " \
+                          "--out leaderboards/site"
+    build_site([results], tmp_path / "site")
+    rebuilt, published = tree(tmp_path / "site"), tree(site)
+    assert sorted(rebuilt) == sorted(published), "the published site has missing or extra files; rebuild it"
+    changed = [name for name in rebuilt if rebuilt[name] != published[name]]
+    assert not changed, f"rebuilding changes {changed[:5]}: rebuild and commit leaderboards/site"
