@@ -1,14 +1,14 @@
-"""Support for the sweep tests (no tests here): a model whose behaviour the tests choose, installable as an entry point.
+"""Support for the sweep tests (no tests here): a model whose behaviour the tests choose, installable as a plugin.
 
 Sweep workers are separate processes (local workers are spawned, Slurm jobs start afresh), so a model registered by
-hand inside the test process is invisible to them. `install_probe_plugin` writes a ``dist-info`` folder that declares
-this module as a ``mer_bench`` entry point; a process whose ``PYTHONPATH`` holds that folder and ``tests/`` finds the
-model as it finds any installed plugin.
+hand inside the test process is invisible to them. `install_probe_plugin` copies this file, as the module
+``mer_bench_sweep_probe``, into a folder with real entry-point metadata (tests/entry_points.py); a process whose
+``PYTHONPATH`` holds that folder finds the model as it finds any installed plugin. So this file imports nothing from
+the tests package at module level.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +20,6 @@ import torch
 from mer_bench.hookspecs import hookimpl
 from mer_bench.model import FitContext, Model, Predictions
 
-TESTS_DIR = Path(__file__).resolve().parent
 PLUGIN_NAME = "sweep-probe"
 
 # Has0 Acc-2 the model reaches, by setting and seed parity: (valid even, valid odd, test).
@@ -70,17 +69,16 @@ def register_models(register):
 
 
 def install_probe_plugin(site: Path) -> dict[str, str]:
-    """Declare this module as an installed plugin under `site`; returns the environment for processes to see it."""
-    info = site / "mer_bench_sweep_probe-0.1.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mer-bench-sweep-probe\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[mer_bench]\n{PLUGIN_NAME} = {Path(__file__).stem}\n")
-    path = os.pathsep.join([str(site), str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path}
+    """Install this module as plugin `PLUGIN_NAME` under `site`; returns the environment for processes to see it."""
+    from tests.entry_points import cli_environment, write_plugin_distribution
+
+    write_plugin_distribution(site, "mer-bench-sweep-probe", {"mer_bench_sweep_probe": Path(__file__).read_text()},
+                              {PLUGIN_NAME: "mer_bench_sweep_probe"})
+    return cli_environment(site)
 
 
 def mer_bench_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from mer_bench.cli import main; main()", *args]
+    return [sys.executable, "-m", "mer_bench", *args]
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -60,7 +60,7 @@ def plan_command(grid_file: Path, results: Path | None, jobs: int | None, list_r
         return
     configurations = len({(s.model, s.dataset, s.overrides, s.text_mode, s.epochs) for s in grid.specs})
     console.print(f"{grid.path}: {len(grid.specs)} runs ({configurations} configurations x seeds); results in "
-                  f"{grid.results}", markup=False, highlight=False)
+                  f"{grid.results}", markup=False, highlight=False, soft_wrap=True)
     console.print(_plan_table(states))
     if list_runs:
         console.print(_runs_table(states))
@@ -123,7 +123,7 @@ def _print_failures(states: dict[RunSpec, RunState], out_dir: Path) -> None:
                   f"the traceback is .<run-id>.failed.json beside the result):")
     for spec in failed[:MAX_FAILURES_SHOWN]:
         error = (read_failure(spec, out_dir) or {}).get("error") or "?"
-        console.print(f"  {spec.run_id}: {error.splitlines()[0]}", markup=False, highlight=False)
+        console.print(f"  {spec.run_id}: {error.splitlines()[0]}", markup=False, highlight=False, soft_wrap=True)
     if len(failed) > MAX_FAILURES_SHOWN:
         console.print(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more (see --runs or --json).")
 
@@ -186,7 +186,7 @@ def _run_on_slurm(todo, settings, options, view, no_wait):
     submission = submit(todo, settings, options)
     arrays = ", ".join(submission.array_ids)
     status_console.print(f"Submitted job array {arrays} ({len(submission.jobs)} job(s)); logs in {options.folder}",
-                         markup=False, highlight=False)
+                         markup=False, highlight=False, soft_wrap=True)
     if no_wait:
         status_console.print("Not waiting: `mer-bench sweep plan GRID_FILE` shows progress.")
         return None
@@ -205,7 +205,7 @@ def _print_start(grid, states, todo, retry_failed, where) -> None:
     status_console.print(
         f"{grid.path}: {len(states)} runs: {counts[RunState.DONE]} done, {counts[RunState.FAILED]} failed"
         f"{failed_note}, {counts[RunState.RUNNING]} running elsewhere; {len(todo)} to run on {where}.",
-        markup=False, highlight=False)
+        markup=False, highlight=False, soft_wrap=True)
     if not todo:
         status_console.print("Nothing to run.")
 
@@ -214,7 +214,7 @@ def _finish(grid: SweepGrid, outcomes: dict[RunSpec, str]) -> None:
     counts = Counter(outcomes.values())
     console.print(f"Sweep finished: {counts['done']} run(s) done, {counts[FAILED]} failed, {counts[LOCKED]} taken "
                   f"by another sweep, {counts['skipped']} already done; results in {grid.results}",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     if counts[FAILED]:
         raise RunsFailed(f"{counts[FAILED]} run(s) failed: `mer-bench sweep plan {grid.path}` lists them; "
                          f"rerun them with `mer-bench sweep run {grid.path} --retry-failed`.")
@@ -264,7 +264,7 @@ def select_command(grid_file, results, metric, track, allow_incomplete, as_json)
     written = [s for s in selections if s.path is not None]
     if written:
         console.print(f"{len(written)} selection file(s) in {grid.selections}/<dataset>/<model>.json",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _selection_summary(selection: Selection) -> dict:

@@ -2,8 +2,8 @@
 
 Each worker takes a slot number when it starts; with GPUs present, slot i gets GPU i (modulo the GPU count) through
 ``CUDA_VISIBLE_DEVICES``, and every worker gets an equal share of the CPU cores as torch threads, so N jobs never
-oversubscribe the machine. Workers are started with "spawn": a forked copy of a process that already ran torch
-threads can deadlock in OpenMP.
+oversubscribe the machine. Workers are never plain forks: a forked copy of a process that already ran torch
+threads can deadlock in OpenMP (see `worker_context`).
 
 Stopping: Ctrl-C reaches every process of the terminal, but only the main process acts on it (workers ignore SIGINT):
 it cancels queued runs and sends SIGTERM to the workers, which leave their run by KeyboardInterrupt, so its lock,
@@ -85,18 +85,29 @@ def run_local(specs: list[RunSpec], settings: WorkerSettings, layout: LocalLayou
     return outcomes
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Workers are forked from a fresh server process that has imported the training code once ("forkserver"), so
+    N workers do not import torch N times; "spawn" where there is no forkserver. Never plain "fork": a copy of a
+    process that already ran torch threads or initialised CUDA can deadlock or fail."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mer_bench.sweep.worker"])
+    return context
+
+
 def _run_pool(specs: list[RunSpec], settings: WorkerSettings, layout: LocalLayout, outcomes: dict[RunSpec, str],
               on_poll: Callable[[], None], poll_s: float) -> bool:
     """One pool over `specs`; fills `outcomes`; True if the pool broke."""
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     slots = context.Queue()
     for slot in range(layout.jobs):
         slots.put(slot)
     pool = ProcessPoolExecutor(max_workers=min(layout.jobs, len(specs)), mp_context=context,
                                initializer=_init_worker, initargs=(slots, layout.gpus, layout.threads))
-    futures: dict[Future, RunSpec] = {pool.submit(_run_in_worker, spec, settings): spec for spec in specs}
     broken = False
     try:
+        futures: dict[Future, RunSpec] = {pool.submit(_run_in_worker, spec, settings): spec for spec in specs}
         waiting = set(futures)
         while waiting:
             finished, waiting = wait(waiting, timeout=poll_s, return_when=FIRST_COMPLETED)

@@ -39,6 +39,8 @@ class SweepView:
     def __exit__(self, *exc) -> None:
         self.refresh(force=True)
         self._live.__exit__(*exc)
+        if not self.console.is_terminal:
+            self.console.line()   # rich ends its last frame with a newline on terminals only
 
     def refresh(self, force: bool = False) -> None:
         """Rescan the results folder (at most once per `min_interval_s` unless forced) and redraw."""
