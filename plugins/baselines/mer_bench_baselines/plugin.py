@@ -1,9 +1,19 @@
 """Entry point of the baselines plugin: registers every baseline model."""
 
 from mer_bench.hookspecs import hookimpl
+from mer_bench_baselines.ef_lstm import EFLSTM
+from mer_bench_baselines.lf_dnn import LFDNN
+from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.mean import MeanPredictor
+from mer_bench_baselines.misa import MISA
+from mer_bench_baselines.mult import MulT
+from mer_bench_baselines.tfn import TFN
+from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
+
+MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA)
 
 
 @hookimpl
 def register_models(register):
-    register(MeanPredictor)
+    for model in MODELS:
+        register(model)

@@ -1,0 +1,205 @@
+"""Building blocks every baseline shares: device-resident inputs, masks and pooling, sequence encoders, text input.
+
+Each model file composes these; nothing here knows about a particular model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mer_bench.bert import load_bert
+from mer_bench.data.split import Split
+from mer_bench.model import DataInfo
+from mer_bench.training import batch_indices
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """The tensors a baseline reads from a split, all on one device. A batch is an `Inputs` gathered by index."""
+
+    index: torch.Tensor                  # (N,) int64 position of each sample in its split (per-sample state keys)
+    label: torch.Tensor                  # (N,) float32 multimodal label
+    text: torch.Tensor | None            # (N, Lt, Dt) precomputed BERT features (text mode "features")
+    text_ids: torch.Tensor | None        # (N, 3, Lt) int64 ids / mask / segments (text mode "bert")
+    text_lengths: torch.Tensor           # (N,) int64 tokens, [CLS] and [SEP] included, at least 1
+    audio: torch.Tensor                  # (N, La, Da)
+    audio_lengths: torch.Tensor          # (N,) int64 in [1, La]
+    vision: torch.Tensor                 # (N, Lv, Dv)
+    vision_lengths: torch.Tensor         # (N,) int64 in [1, Lv]
+
+    @classmethod
+    def from_split(cls, split: Split, text_mode: str, device: torch.device) -> Inputs:
+        """Keep only what the text mode needs and move it to `device` once, so batches are index gathers there."""
+        text = split.text.float() if text_mode == "features" else None
+        text_ids = split.text_bert.long() if text_mode == "bert" else None
+        inputs = cls(
+            index=torch.arange(len(split)), label=split.label.float(), text=text, text_ids=text_ids,
+            text_lengths=token_counts(split),
+            audio=split.audio.float(), audio_lengths=_valid_lengths(split.audio_lengths, split.audio.shape[1]),
+            vision=split.vision.float(), vision_lengths=_valid_lengths(split.vision_lengths, split.vision.shape[1]))
+        return inputs.to(device)
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+    def to(self, device: torch.device) -> Inputs:
+        return dataclasses.replace(self, **{name: value.to(device) for name, value in self._tensors().items()})
+
+    def take(self, index: torch.Tensor) -> Inputs:
+        index = index.to(self.label.device)
+        return dataclasses.replace(self, **{name: value.index_select(0, index) for name, value in self._tensors().items()})
+
+    def batches(self, batch_size: int, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[Inputs]:
+        for index in batch_indices(len(self), batch_size, shuffle, generator):
+            yield self.take(index)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+def token_counts(split: Split) -> torch.Tensor:
+    """(N,) true text lengths: from the attention mask when token ids exist, else the non-zero feature rows.
+
+    The mask is preferred because MMSA's BERT features are not zero at padded positions (BERT writes a state there).
+    """
+    if split.text_bert is not None:
+        counts = split.text_bert[:, 1].float().sum(dim=1)
+        length = split.text_bert.shape[-1]
+    else:
+        counts = (split.text.abs().sum(dim=-1) > 0).sum(dim=1)
+        length = split.text.shape[1]
+    return _valid_lengths(counts, length)
+
+
+def _valid_lengths(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """Lengths as int64 clamped to [1, max_length]: an all-padding sample still gives one (zero) step to encode."""
+    return lengths.round().long().clamp(1, max_length)
+
+
+def length_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(B, L) bool, True at valid (non-padded) steps."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) -> (B, D): mean over the valid steps only, so padding does not shrink short sequences."""
+    mask = length_mask(lengths, x.shape[1]).to(x.dtype).unsqueeze(-1)       # (B, L, 1)
+    return (x * mask).sum(dim=1) / lengths.to(x.dtype).clamp(min=1).unsqueeze(-1)
+
+
+def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) -> (B, D): the element at each sequence's last valid step."""
+    index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, x.shape[-1])
+    return x.gather(1, index).squeeze(1)
+
+
+def segment_means(x: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor, out_length: int) -> torch.Tensor:
+    """Average (B, L, D) frames into `segments[b]` equal slices of each valid span -> (B, out_length, D), zero after.
+
+    A vectorised stand-in for word alignment: slice i of a sample covers frames [i*n/k, (i+1)*n/k) of its n valid
+    frames, so audio or vision lines up with the k tokens of its text.
+    """
+    batch, _, dim = x.shape
+    totals = torch.cat([x.new_zeros(batch, 1, dim), x.cumsum(dim=1)], dim=1)             # (B, L+1, D)
+    step = torch.arange(out_length, device=x.device)[None, :]                            # (1, K)
+    n, k = lengths[:, None].to(torch.float64), segments[:, None].to(torch.float64)
+    start = torch.floor(step * n / k).long().clamp(max=lengths[:, None] - 1)             # (B, K)
+    end = torch.maximum(torch.floor((step + 1) * n / k).long(), start + 1).clamp(max=lengths[:, None])
+    pick = lambda at: totals.gather(1, at.unsqueeze(-1).expand(-1, -1, dim))  # noqa: E731
+    means = (pick(end) - pick(start)) / (end - start).unsqueeze(-1).to(x.dtype)
+    return means * (step < segments[:, None]).unsqueeze(-1).to(x.dtype)
+
+
+class LSTMEncoder(nn.Module):
+    """LSTM over the valid steps of padded sequences (packed): the final state, or the mean of the step outputs.
+
+    Packing makes the final state the one at each sequence's true end, not after a run of padding frames;
+    "mean" pooling averages the outputs over the valid steps, which suits long, noisy frame sequences.
+    """
+
+    def __init__(self, in_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
+                 bidirectional: bool = False, pooling: str = "last"):
+        super().__init__()
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', not {pooling!r}")
+        self.pooling = pooling
+        self.rnn = nn.LSTM(in_size, hidden_size, num_layers=num_layers, batch_first=True,
+                           dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
+
+    @property
+    def out_size(self) -> int:
+        return self.rnn.hidden_size * (2 if self.rnn.bidirectional else 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, D), (B,) -> (B, H), or (B, 2H) when bidirectional (both directions)."""
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, (final, _) = self.rnn(packed)              # final: (layers * directions, B, H)
+        if self.pooling == "mean":
+            steps, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])  # (B, L, H*dirs)
+            return masked_mean(steps, lengths)
+        directions = 2 if self.rnn.bidirectional else 1
+        return torch.cat(list(final[-directions:]), dim=-1)
+
+
+class TextSubNet(nn.Module):
+    """The language subnetwork of TFN, LMF and LF-DNN: an LSTM over word features, its final state through a linear."""
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float):
+        super().__init__()
+        self.lstm = LSTMEncoder(in_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden_size, out_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, out_size)"""
+        return self.linear(self.dropout(self.lstm(x, lengths)))
+
+
+class MLPSubNet(nn.Module):
+    """The audio / vision subnetwork of TFN, LMF and LF-DNN: batch norm, dropout, three ReLU layers."""
+
+    def __init__(self, in_size: int, hidden_size: int, dropout: float):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_size)
+        self.layers = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(in_size, hidden_size), nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, hidden_size)"""
+        return self.layers(self.norm(x))
+
+
+class TextInput(nn.Module):
+    """The word-level text sequence a model starts from: precomputed features, or BERT (fine-tuned) over token ids."""
+
+    def __init__(self, info: DataInfo, bert_model: str = ""):
+        super().__init__()
+        self.mode = info.text_mode
+        self.bert = load_bert(bert_model or info.text_model) if self.mode == "bert" else None
+        self.out_size = self.bert.config.hidden_size if self.bert is not None else info.feature_dims[0]
+
+    def forward(self, inputs: Inputs) -> torch.Tensor:
+        """-> (B, Lt, out_size) word states; positions past `inputs.text_lengths` are padding."""
+        if self.bert is None:
+            return inputs.text
+        ids = inputs.text_ids
+        return self.bert(input_ids=ids[:, 0], attention_mask=ids[:, 1], token_type_ids=ids[:, 2]).last_hidden_state
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
+    """(L, dim) fixed sine/cosine position codes (Vaswani et al. 2017), as MulT adds to its inputs."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    codes = torch.zeros(length, dim, device=device)
+    codes[:, 0::2] = torch.sin(position * frequency)
+    codes[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    return codes
