@@ -180,3 +180,19 @@ def test_reported_rows_are_never_ranked():
                for row in tables["regression"].reported)
     assert tables["regression"].rows[0].cells["has0_acc2"].mark == "best"
     assert board.title == "SIMS"
+
+
+# ---- probes --------------------------------------------------------------------------------------------------------
+
+def test_probe_columns_follow_the_track_the_probes_measured():
+    label, _ = synthetic_labels(40)
+    probes = {"track": "classification", "text_reliance_share": 0.9, "follows_text_rate": None}
+    runs = [run("probed", seed, label, *noisy_predictions(label, 0.2, seed), probes=probes) for seed in (1, 2)]
+    runs += [run("plain", seed, label, *noisy_predictions(label, 0.3, seed)) for seed in (1, 2)]
+    _, tables = tables_by_track(runs)
+    assert not any(column.kind == "probe" for column in tables["regression"].columns)
+    cells = {row.group.key.model: row.cells for row in tables["classification"].rows}
+    assert cells["probed"]["probe:text_reliance_share"].summary.mean == pytest.approx(0.9)
+    assert cells["probed"]["probe:follows_text_rate"].summary.mean is None          # null is tolerated
+    assert cells["plain"]["probe:text_reliance_share"].summary.n == 0               # no probes at all
+    assert cells["probed"]["probe:text_reliance_share"].mark == ""                  # probes are not ranked

@@ -62,7 +62,7 @@ class GroupKey:
         if self.text_mode != "features":
             parts.append(f"text: {self.text_mode}")
         if self.epochs is not None:
-            parts.append(f"{self.epochs} epochs")
+            parts.append(f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}")
         return "; ".join(parts)
 
 

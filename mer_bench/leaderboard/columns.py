@@ -19,7 +19,8 @@ SUBSET_MEANINGS = {
     "text-conflict": "test samples whose text label's polarity differs from the multimodal label's",
 }
 
-# (key in result["probes"], header, explanation); the probes are per run, so each track table shows them.
+# (key in result["probes"], header, explanation); a run's probes are measured on one output, named by
+# result["probes"]["track"], so they appear in that track's table.
 PROBES = (
     ("text_reliance_share", "Text reliance",
      "share of the main-metric drop caused by ablating text, over the drops of text, audio and vision together "
@@ -75,8 +76,13 @@ def metric_value(run: RunResult, track: str, metric: str, subset: str = "all") -
     return None if value is None else float(value)
 
 
-def probe_value(run: RunResult, key: str) -> float | None:
-    value = (run.probes or {}).get(key)
+def probe_value(run: RunResult, key: str, track: str | None = None) -> float | None:
+    """A probe result of one run; with `track`, only when the probes were measured on that track's output (a probe
+    record names its track; one without a track counts for every track)."""
+    probes = run.probes or {}
+    if track is not None and probes.get("track", track) != track:
+        return None
+    value = probes.get(key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -88,8 +94,8 @@ def column_value(run: RunResult, track: str, column: Column) -> float | None:
         consistent = metric_value(run, track, MAIN_METRIC, "consistent")
         inconsistent = metric_value(run, track, MAIN_METRIC, "inconsistent")
         return None if consistent is None or inconsistent is None else consistent - inconsistent
-    return probe_value(run, column.id.removeprefix("probe:"))
+    return probe_value(run, column.id.removeprefix("probe:"), track)
 
 
-def has_probes(runs: list[RunResult]) -> bool:
-    return any(probe_value(run, key) is not None for run in runs for key, _, _ in PROBES)
+def has_probes(runs: list[RunResult], track: str) -> bool:
+    return any(probe_value(run, key, track) is not None for run in runs for key, _, _ in PROBES)

@@ -73,6 +73,19 @@ def subset_tables(board: Board, group: Group) -> list[dict[str, Any]]:
     return tables
 
 
+def run_metric_tables(board: Board, group: Group) -> list[dict[str, Any]]:
+    """Per track: one row per run (seed) with every metric on the whole test split."""
+    tables = []
+    for track in board.tracks():
+        keys = METRIC_KEYS[(track, board.style)]
+        rows = [{"seed": run.spec.seed, "cells": [number(metric_value(run, track, key)) for key in keys]}
+                for run in group.runs_with(track)]
+        if rows:
+            headers = [(METRICS[key].label, "high" if METRICS[key].higher_is_better else "low") for key in keys]
+            tables.append({"track": track, "headers": headers, "rows": rows})
+    return tables
+
+
 def _mean_gates(run: RunResult, subset: str) -> np.ndarray | None:
     """Mean gate weight per modality over one subset of one run; None when the run has no usable gates."""
     gates = (run.predictions.get("extras") or {}).get("gates")
@@ -107,8 +120,8 @@ def gate_rows(board: Board, group: Group) -> list[dict[str, Any]]:
 
 
 def probe_rows(group: Group) -> list[dict[str, Any]]:
-    rows = [{"seed": run.spec.seed, "cells": [number(probe_value(run, key), 3) for key, _, _ in PROBES]}
-            for run in group.runs]
+    rows = [{"seed": run.spec.seed, "track": str((run.probes or {}).get("track") or "all"),
+             "cells": [number(probe_value(run, key), 3) for key, _, _ in PROBES]} for run in group.runs]
     return [row for row in rows if any(cell != "n/a" for cell in row["cells"])]
 
 
@@ -126,6 +139,7 @@ def model_page(board: Board, group: Group) -> dict[str, Any]:
         "overrides": json.loads(group.key.overrides), "seeds": ", ".join(map(str, group.seeds)),
         "config": config_rows(group), "tracks": tracks, "runs": run_rows(group, tracks),
         "main_label": METRICS[MAIN_METRIC].label, "subset_tables": subset_tables(board, group),
+        "run_metrics": run_metric_tables(board, group),
         "gates": gate_rows(board, group), "modalities": MODALITIES,
         "probes": probe_rows(group), "probe_columns": PROBES,
     }

@@ -50,7 +50,7 @@ class Table:
 def build_table(board: Board, track: str, reported: list[ReportedRow]) -> Table:
     groups = [group for group in board.groups if group.runs_with(track)]
     runs = [run for group in groups for run in group.runs_with(track)]
-    columns = track_columns(track, board.style, board.subsets, has_probes(runs))
+    columns = track_columns(track, board.style, board.subsets, has_probes(runs, track))
     rows = [Row(group, {column.id: Cell(summarize([column_value(run, track, column)
                                                      for run in group.runs_with(track)])) for column in columns},
                 [run.spec.seed for run in group.runs_with(track)]) for group in groups]

@@ -42,7 +42,7 @@ def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> st
     rows = []
     for board, tables in boards:
         counts = {table.track: len(table.rows) for table in tables}
-        rows.append({"board": board, "counts": [counts.get(track) for track in TRACK_ORDER],
+        rows.append({"board": board, "counts": [(track, counts.get(track)) for track in TRACK_ORDER],
                      "runs": len(board.runs), "last_update": board.last_update})
     last_update = max((row["last_update"] for row in rows), default="none")
     return render("index.html", root="", rows=rows, tracks=[TRACK_TITLES[track] for track in TRACK_ORDER],

@@ -42,13 +42,13 @@ def sort_value(value: float | None) -> str:
     return "" if value is None else f"{value:.9g}"
 
 
-def cell_text(cell: Cell) -> str:
+def cell_text(cell: Cell, seeds: int) -> str:
+    """mean ± std; the number of seeds is added when the metric is undefined on some of the row's seeds."""
     summary = cell.summary
     if summary.mean is None:
         return "n/a"
-    if summary.std is None:
-        return f"{number(summary.mean)} (1 seed)"
-    return f"{number(summary.mean)} ± {number(summary.std)}"
+    text = number(summary.mean) if summary.std is None else f"{number(summary.mean)} ± {number(summary.std)}"
+    return text if summary.n == seeds else f"{text} (n = {summary.n})"
 
 
 def cell_title(cell: Cell, column: Column) -> str:
@@ -75,8 +75,8 @@ def cell_title(cell: Cell, column: Column) -> str:
     return "; ".join(parts)
 
 
-def cell_view(cell: Cell, column: Column) -> dict[str, Any]:
-    return {"text": cell_text(cell), "title": cell_title(cell, column), "value": sort_value(cell.summary.mean),
+def cell_view(cell: Cell, column: Column, seeds: int) -> dict[str, Any]:
+    return {"text": cell_text(cell, seeds), "title": cell_title(cell, column), "value": sort_value(cell.summary.mean),
             "mark": cell.mark, "symbol": MARK_SYMBOLS.get(cell.mark, "")}
 
 
@@ -84,7 +84,7 @@ def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
     group = row.group
     return {"model": group.key.model, "settings": group.key.settings_text(), "page": f"models/{group.slug}.html",
             "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
-            "cells": [cell_view(row.cells[column.id], column) for column in columns]}
+            "cells": [cell_view(row.cells[column.id], column, len(row.seeds)) for column in columns]}
 
 
 def reported_view(table: Table) -> list[dict[str, Any]]:
