@@ -13,13 +13,20 @@ from mer_bench.stats import summarize
 
 from mer_bench.leaderboard.boards import Board, Group
 from mer_bench.leaderboard.columns import PROBES, SUBSET_LABELS, metric_value, probe_value
-from mer_bench.leaderboard.views import number
+from mer_bench.leaderboard.views import number, sort_value
 
 MODALITIES = ("Text", "Audio", "Vision")   # the order of the gate columns models report (T, A, V)
 
 
 def _plain(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def seconds(value: float | None) -> str:
+    """Seconds with one decimal; sub-0.1 s times (trivial models) as "<0.1" rather than a misleading 0.0."""
+    if value is None:
+        return "n/a"
+    return "<0.1" if value < 0.05 else f"{value:.1f}"
 
 
 def config_rows(group: Group) -> list[tuple[str, str, str]]:
@@ -42,7 +49,8 @@ def run_rows(group: Group, tracks: list[str]) -> list[dict[str, Any]]:
             "commit": environment.get("git_commit") or "unknown",
             "device": environment.get("device_name") or environment.get("device") or "unknown",
             "parameters": f"{run.parameters:,}",
-            "total": number(run.timings.get("total"), 1), "fit": number(run.timings.get("fit"), 1),
+            "total": seconds(run.timings.get("total")), "fit": seconds(run.timings.get("fit")),
+            "total_value": sort_value(run.timings.get("total")),
             "version": f"{run.model.get('distribution')} {run.model.get('version')}",
             "mer_bench": environment.get("mer_bench") or "unknown",
             "plugin": plugin.get("name") or run.model.get("plugin"),

@@ -71,7 +71,8 @@ def cell_title(cell: Cell, column: Column) -> str:
         parts.append(f"vs best: {TEST_NAMES[cell.test.method]} over {cell.test.seeds} seed(s), "
                      f"p = {cell.test.p_value:.4f}: {verdict}")
     elif column.ranked:
-        parts.append("not tested against the best (no matched seeds)")
+        parts.append("not tested against the best: needs per-sample predictions of both on a common seed, or "
+                     "values of both on at least 2 common seeds")
     return "; ".join(parts)
 
 
