@@ -64,7 +64,7 @@ def swapped(split: Split, modality: str, source: torch.Tensor) -> dict[str, torc
     for name in MODALITY_FIELDS[modality]:
         value = getattr(split, name)
         if value is not None:
-            fields[name] = value.index_select(0, source)
+            fields[name] = value.index_select(0, source.to(value.device))
     return fields
 
 
@@ -81,22 +81,25 @@ def derangement(n: int, rng: np.random.Generator) -> torch.Tensor:
 
 def valid_frames(lengths: torch.Tensor, padded_length: int) -> torch.Tensor:
     """(N, L) bool: True on the frames before each sample's length (the rest is padding)."""
-    return torch.arange(padded_length).unsqueeze(0) < lengths.to(torch.long).unsqueeze(1)
+    return torch.arange(padded_length, device=lengths.device).unsqueeze(0) < lengths.to(torch.long).unsqueeze(1)
 
 
 def feature_std(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(D,) standard deviation of each feature over the valid frames of (N, L, D) `frames` (padding left out)."""
     valid = frames[valid_frames(lengths, frames.shape[1])]               # (M, D) valid frames only
     if valid.shape[0] < 2:
-        return torch.zeros(frames.shape[-1], dtype=frames.dtype)
+        return torch.zeros(frames.shape[-1], dtype=frames.dtype, device=frames.device)
     return valid.to(torch.float64).std(dim=0, unbiased=False).to(frames.dtype)
 
 
 def draw_noise(split: Split, rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """Unit Gaussian noise shaped like each noised modality, drawn once and scaled per rate (common random numbers,
     so the curve over rates is smooth and each point differs from the previous one by its rate only)."""
-    return {name: torch.from_numpy(rng.standard_normal(tuple(getattr(split, name).shape), dtype=np.float32))
-            for name in NOISED_MODALITIES}
+    noise = {}
+    for name in NOISED_MODALITIES:
+        frames = getattr(split, name)                                     # (N, L, D)
+        noise[name] = torch.from_numpy(rng.standard_normal(tuple(frames.shape), dtype=np.float32)).to(frames.device)
+    return noise
 
 
 def noised(split: Split, rate: float, noise: dict[str, torch.Tensor],
