@@ -3,6 +3,7 @@ synthetic dataset as an MMSA pickle."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ def resolve_target(target: str, dataset: str | None, data_dir: Path | None, data
         return Target(spec, locate(spec, data_dir, data_file), None, "its name")
     path = Path(target)
     if not path.is_file():
-        close = " or ".join(sorted(datasets)) or "(none)"
-        raise UserError(f"'{target}' is neither a registered dataset ({close}) nor a file.")
+        close = difflib.get_close_matches(target, sorted(datasets), n=2, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(name) for name in close)}?" if close else ""
+        raise UserError(f"'{target}' is neither a registered dataset nor a file.{hint} "
+                        f"Datasets: {', '.join(sorted(datasets))}.")
     if data_dir is not None or data_file is not None:
         raise UserError("--data-dir and --data-file go with a dataset NAME; with a PATH, use --dataset to name it.")
     specs = [entry.value for entry in datasets.values()]

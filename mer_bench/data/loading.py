@@ -183,8 +183,9 @@ def spec_from_content(path: Path, raw: dict, specs: list[DatasetSpec]) -> tuple[
 
 
 def _audio_vision_dims(raw: dict) -> tuple[int, int] | None:
-    try:
-        audio, vision = (np.shape(raw["train"][key]) for key in ("audio", "vision"))
-        return (int(audio[-1]), int(vision[-1])) if len(audio) == 3 and len(vision) == 3 else None
-    except (KeyError, TypeError, IndexError, ValueError):
-        return None
+    """The train split's audio and vision feature sizes when both are rank-3 arrays (lists are not walked)."""
+    train = raw.get("train") if isinstance(raw, dict) else None
+    arrays = [train.get(key) for key in ("audio", "vision")] if isinstance(train, dict) else []
+    if len(arrays) == 2 and all(isinstance(array, np.ndarray) and array.ndim == 3 for array in arrays):
+        return int(arrays[0].shape[2]), int(arrays[1].shape[2])
+    return None

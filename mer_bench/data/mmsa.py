@@ -1,15 +1,8 @@
-"""Reading the MMSA processed-feature format: a restricted unpickler and the conversion to in-memory splits.
-
-A pickle can run arbitrary code while it loads, and these files come from file-sharing links. The unpickler therefore
-resolves names from a fixed table of the few objects these files need (numpy's array and scalar rebuilders, dtypes,
-a handful of builtin containers) and refuses every other name before anything is imported or called. Nothing is
-looked up by the name the file gives, so a file cannot reach `os`, `subprocess`, `eval` or any other callable.
-"""
+"""The MMSA processed-feature format: reading it safely (see safe_pickle.py), writing it, and converting a validated
+file into in-memory splits."""
 
 from __future__ import annotations
 
-import _codecs
-import collections
 import os
 import pickle
 import tempfile
@@ -21,75 +14,18 @@ import torch
 
 from mer_bench.data.specs import DatasetSpec
 from mer_bench.data.split import SPLITS, MERData, Split
+from mer_bench.data.safe_pickle import Refused, RestrictedUnpickler, plain_arrays
 from mer_bench.data.validate import UNIMODAL_KEYS, CheckedRaw, check_raw
 from mer_bench.errors import DataError
-
-
-def _numpy_function(name: str, modules: tuple[str, ...]):
-    """A numpy internal from whichever module this numpy version keeps it in (numpy 2 renamed core to _core)."""
-    for module in modules:
-        try:
-            return getattr(__import__(module, fromlist=[name]), name)
-        except (ImportError, AttributeError):
-            continue
-    return None
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """What protocol 0-2 pickles call (`_codecs.encode`) to rebuild bytes; only the latin-1 round trip is allowed."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return _codecs.encode(text, "latin1")
-
-
-def _allowed_objects() -> dict[tuple[str, str], Any]:
-    """(module, name) as a pickle spells it -> the object it gets. Python 2 era names are listed explicitly."""
-    reconstruct = _numpy_function("_reconstruct", ("numpy._core.multiarray", "numpy.core.multiarray"))
-    scalar = _numpy_function("scalar", ("numpy._core.multiarray", "numpy.core.multiarray"))
-    frombuffer = _numpy_function("_frombuffer", ("numpy._core.numeric", "numpy.core.numeric"))
-    table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                         ("collections", "OrderedDict"): collections.OrderedDict,
-                                         ("_codecs", "encode"): _latin1_encode}
-    for core in ("numpy.core", "numpy._core"):
-        table[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        table[(f"{core}.multiarray", "scalar")] = scalar
-        table[(f"{core}.numeric", "_frombuffer")] = frombuffer
-    for builtins in ("builtins", "__builtin__"):
-        for kind in (set, frozenset, bytearray, complex):
-            table[(builtins, kind.__name__)] = kind
-    dtypes = _numpy_function("dtypes", ("numpy",))   # numpy >= 1.25 may pickle a dtype's class, e.g. Float32DType
-    for name in dir(dtypes) if dtypes is not None else ():
-        if name.endswith("DType"):
-            table[("numpy.dtypes", name)] = getattr(dtypes, name)
-    return {key: value for key, value in table.items() if value is not None}
-
-
-_ALLOWED = _allowed_objects()
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, path: Path):
-        super().__init__(file, encoding="latin1")   # latin1: Python 2 era numpy pickles store array bytes as str
-        self._path = path
-
-    def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise DataError(self._path, f"refusing to load: the pickle asks for '{module}.{name}', which an MMSA "
-                                        "feature file never contains (a pickle can run code when loaded)") from None
-
-    def persistent_load(self, pid):
-        raise DataError(self._path, "refusing to load: the pickle refers to external objects")
 
 
 def read_pickle(path: Path) -> dict:
     """The raw dict of an MMSA pickle, read with the restricted unpickler. Any failure is a one-line DataError."""
     try:
         with open(path, "rb") as handle:
-            raw = _RestrictedUnpickler(handle, path).load()
-    except DataError:
-        raise
+            raw = plain_arrays(RestrictedUnpickler(handle).load())
+    except Refused as refused:
+        raise DataError(path, f"refusing to load: {refused}") from None
     except OSError as error:
         raise DataError(path, f"cannot read: {error.strerror or error}") from None
     except Exception as error:  # any failure while decoding untrusted bytes means the file is not a usable pickle

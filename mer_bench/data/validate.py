@@ -79,7 +79,9 @@ def check_raw(raw: Any, spec: DatasetSpec, sha256: str | None = None) -> Checked
     if not isinstance(raw, dict):
         checked.add("error", f"expected a dict with train/valid/test, found {type(raw).__name__}")
         return checked
-    checked.ignored_keys = sorted(str(key) for key in raw if key not in SPLITS)
+    # names only: str() of a hostile key could take exponential time over shared references
+    checked.ignored_keys = sorted(key if isinstance(key, str) else f"<{type(key).__name__}>"
+                                  for key in raw if key not in SPLITS)
     for name in SPLITS:
         if not isinstance(raw.get(name), dict):
             found = "nothing" if name not in raw else type(raw[name]).__name__
@@ -131,6 +133,12 @@ def _check_split(columns: dict, split: str, spec: DatasetSpec, checked: CheckedR
 def _numeric(value: Any, key: str, split: str, checked: CheckedRaw) -> np.ndarray | None:
     """The column as a numeric array, or None after recording why it is not one."""
     if isinstance(value, (list, tuple)):
+        # Lists hold numbers (lengths, labels) or per-sample arrays. Nested Python lists are refused unread: numpy
+        # would walk every element, and a hostile file can share sublists so that the walk never ends.
+        if not all(isinstance(item, (int, float, np.number, np.ndarray)) for item in value):
+            checked.add("error", "a list of something other than numbers or arrays: expected one numeric array",
+                        split, key)
+            return None
         try:
             value = np.asarray(value)
         except (ValueError, TypeError):
@@ -251,25 +259,35 @@ def _ids(columns: dict, n: int, split: str, checked: CheckedRaw) -> list[str]:
         checked.add("warning", f"no ids; using '{split}-<index>' in their place", split, "id")
         return [f"{split}-{index}" for index in range(n)]
     values = columns["id"]
-    if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype.kind in "OUS":
-        values = list(values)            # (N, parts) array of id parts
-    if not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) == 0 or len(values) != n:
-        size = len(values) if isinstance(values, (list, tuple, np.ndarray)) and np.ndim(values) else "no"
-        checked.add("error", f"expected {n} ids (one per label), found {size}", split, "id")
+    if isinstance(values, np.ndarray) and values.ndim in (1, 2):
+        values = list(values)            # (N,) ids or (N, parts) id parts
+    if not isinstance(values, (list, tuple)) or len(values) != n:
+        found = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
+        checked.add("error", f"expected {n} ids (one per label), found {found}", split, "id")
         return []
     ids = [_id_text(value) for value in values]
+    if None in ids:
+        checked.add("error", f"id {ids.index(None)} is neither text nor a sequence of text or number parts",
+                    split, "id")
+        return []
     duplicates = [value for value, count in Counter(ids).items() if count > 1]
     if duplicates:
-        checked.add("error", f"{len(duplicates)} duplicate ids, e.g. '{duplicates[0]}'", split, "id")
+        checked.add("error", f"{len(duplicates)} duplicate ids, e.g. '{duplicates[0][:80]}'", split, "id")
     return ids
 
 
-def _id_text(value: Any) -> str:
+def _id_text(value: Any, part: bool = False) -> str | None:
+    """An id (or, with `part`, one part of a sequence id) as text; None for anything else."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return "_".join(_id_text(part) for part in value)
-    return str(value)
+    if isinstance(value, (str, int, float, np.number)):
+        return str(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not part and isinstance(value, (list, tuple)):
+        parts = [_id_text(item, part=True) for item in value]
+        return None if None in parts else "_".join(parts)
+    return None
 
 
 def _unimodal(columns: dict, n: int, spec: DatasetSpec, split: str, checked: CheckedRaw) -> dict[str, np.ndarray]:
