@@ -23,8 +23,10 @@ from mer_bench.sweep.slurm import SlurmOptions, check_slurm, submit, wait_for
 from mer_bench.sweep.store import RunState, estimate_remaining, read_failure, scan
 from mer_bench.sweep.view import SweepView, format_seconds
 from mer_bench.sweep.worker import FAILED, LOCKED, WorkerSettings
+from mer_bench.training import resolve_device
 
 MAX_FAILURES_SHOWN = 10
+RUNS_LISTED_BY_DEFAULT = 40   # a small sweep's plan lists its runs; a large one's only when asked
 
 
 class RunsFailed(UserError):
@@ -47,7 +49,8 @@ def sweep_group() -> None:
 @grid_argument
 @results_option
 @click.option("--jobs", type=click.IntRange(min=1), help="Local jobs the time estimate assumes (default: fitted).")
-@click.option("--runs", "list_runs", is_flag=True, help="List every run with its state.")
+@click.option("--runs", "list_runs", is_flag=True, help=f"List every run with its state (done by default for up "
+              f"to {RUNS_LISTED_BY_DEFAULT} runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan_command(grid_file: Path, results: Path | None, jobs: int | None, list_runs: bool, as_json: bool) -> None:
     """Show the runs of GRID_FILE: done, failed, running, remaining, and the time the rest should take."""
@@ -59,11 +62,13 @@ def plan_command(grid_file: Path, results: Path | None, jobs: int | None, list_r
         console.print_json(json.dumps(_plan_record(grid, states, estimate.seconds)))
         return
     configurations = len({(s.model, s.dataset, s.overrides, s.text_mode, s.epochs) for s in grid.specs})
-    console.print(f"{grid.path}: {len(grid.specs)} runs ({configurations} configurations x seeds); results in "
+    console.print(f"{grid.path}: {len(grid.specs)} runs ({configurations} configuration(s) x seeds); results in "
                   f"{grid.results}", markup=False, highlight=False, soft_wrap=True)
     console.print(_plan_table(states))
-    if list_runs:
+    if list_runs or len(states) <= RUNS_LISTED_BY_DEFAULT:
         console.print(_runs_table(states))
+    else:
+        console.print(f"(`--runs` lists all {len(states)} runs.)")
     _print_failures(states, grid.results)
     if estimate.seconds is None:
         console.print("Remaining time: unknown until a run has finished.")
@@ -168,6 +173,7 @@ def run_command(grid_file, results, executor, jobs, device, retry_failed, partit
                                extra=parse_settings(slurm_options))
         where = f"Slurm ({options.time_min} min, {cpus} CPU, {gpus} GPU per job)"
     else:
+        resolve_device(device)   # "--device cuda" without a GPU fails here, not once per run
         layout = LocalLayout.fit(jobs, device)
         where = layout.describe()
     _print_start(grid, states, todo, retry_failed, where)

@@ -72,7 +72,9 @@ class SweepView:
             (f"{counts[RunState.DONE]} done", "green"), "  ", (f"{counts[RunState.RUNNING]} running", "cyan"), "  ",
             (f"{counts[RunState.FAILED]} failed", "red" if counts[RunState.FAILED] else ""), "  ",
             f"{counts[RunState.REMAINING]} remaining  (of {total})")
-        parts: list = [line, ProgressBar(total=max(total, 1), completed=finished, width=60)]
+        header = Table.grid(padding=(0, 2))   # a grid ends its line; a bare ProgressBar would run into the next
+        header.add_row(ProgressBar(total=max(total, 1), completed=finished, width=40), line)
+        parts: list = [header]
         running = [spec for spec, state in self.states.items() if state is RunState.RUNNING]
         if running:
             parts.append(self._running_table(running))
