@@ -53,17 +53,17 @@ def test_an_interrupted_sweep_resumes_and_ends_with_exactly_its_result_files(tmp
     grid_file = write_grid(tmp_path, """
         results = "results"
         datasets = ["synthetic"]
-        seeds = [1111, 1112, 1113]
+        seeds = [1111, 1112, 1113, 1114]
         probes = false
         [models.sweep-probe]
         grid = { setting = [0, 1] }
         settings = { delay = 1.0 }
     """)
     expected = {spec.result_path(tmp_path / "results") for spec in load_grid(grid_file, catalog).specs}
-    assert len(expected) == 6
+    assert len(expected) == 8
     sweep = subprocess.Popen(support.mer_bench_command("sweep", "run", str(grid_file), "--jobs", "2"),
                              env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_results(tmp_path / "results", 2, sweep)
+    wait_for_results(tmp_path / "results", 2, sweep)   # then two runs are in flight and four are queued
     sweep.send_signal(signal.SIGTERM)
     _, err = sweep.communicate(timeout=60)
     assert sweep.returncode == 130, err
@@ -78,7 +78,7 @@ def test_an_interrupted_sweep_resumes_and_ends_with_exactly_its_result_files(tmp
 
     resumed = support.run_cli(plugin_env, "sweep", "run", str(grid_file), "--jobs", "2")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{len(first_round)} done" in resumed.stderr and f"{6 - len(first_round)} to run" in resumed.stderr
+    assert f"{len(first_round)} done" in resumed.stderr and f"{8 - len(first_round)} to run" in resumed.stderr
     assert support.files_under(tmp_path / "results") == expected
     assert {path: path.stat().st_mtime_ns for path in first_round} == kept, "a finished run was redone"
 

@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 
+from mer_bench.plugins import get_catalog
+from mer_bench.runner import make_spec
 from mer_bench.sweep import store
-from mer_bench.sweep.store import STALE_AFTER_S, RunLock
+from mer_bench.sweep.store import STALE_AFTER_S, RunLock, lock_path
+from mer_bench.sweep.worker import DONE, LOCKED, SKIPPED, WorkerSettings, execute_run
+from tests.test_sweep_support import files_under
 
 
 def write_holder(path, host: str, pid: int, age_s: float = 0.0) -> None:
@@ -66,3 +70,15 @@ def test_the_holder_refreshes_its_lock_while_it_runs(tmp_path, monkeypatch):
         assert not RunLock(path).acquire()
     finally:
         lock.release()
+
+
+def test_a_worker_leaves_a_run_to_the_sweep_that_holds_it_and_never_redoes_a_finished_one(tmp_path):
+    spec = make_spec(get_catalog(), "mean", "synthetic", 1111)
+    settings = WorkerSettings(out_dir=tmp_path, probes=False)
+    other_sweep = RunLock(lock_path(spec, tmp_path))
+    assert other_sweep.acquire()
+    assert execute_run(spec, settings) == LOCKED
+    other_sweep.release()
+    assert execute_run(spec, settings) == DONE
+    assert execute_run(spec, settings) == SKIPPED
+    assert files_under(tmp_path) == {spec.result_path(tmp_path)}
