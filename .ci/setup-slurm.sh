@@ -19,6 +19,14 @@ install_packages() {
     fi
     log "installing slurm-wlm and munge"
     export DEBIAN_FRONTEND=noninteractive
+    # The packages try to start their services before there is a configuration; a policy-rc.d that says "no"
+    # (as container images have) stops that, and this script starts the daemons itself below.
+    local policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -q
     apt-get install -y -q --no-install-recommends slurm-wlm munge
 }
