@@ -145,3 +145,53 @@ def test_written_pickles_are_atomic_and_read_back(tmp_path):
     write_mmsa_pickle(raw, path)
     assert [p.name for p in tmp_path.iterdir()] == ["out.pkl"]   # no temporary left beside it
     np.testing.assert_array_equal(read_pickle(path)["test"]["vision"], raw["test"]["vision"])
+
+
+class _ObjectArrayState:
+    """Pickles as numpy's own array recipe, but with an object array's list shorter than its shape: numpy's
+    ndarray.__setstate__ would read past the list (a crash the fuzz test found)."""
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (0,), b"b"),
+                (1, (166,), np.dtype(object), False, ["a", "b"]))
+
+
+def test_an_object_array_shorter_than_its_shape_is_refused(tmp_path):
+    path = write_pickle({"train": {"id": _ObjectArrayState()}}, tmp_path / "short.pkl", protocol=2)
+    with pytest.raises(DataError, match="object array data does not match its shape"):
+        read_pickle(path)
+
+
+def test_a_huge_memo_index_allocates_nothing(tmp_path):
+    """The C unpickler sizes its memo array by the largest index named; ours keeps a dict."""
+    import struct
+    import tracemalloc
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(b"\x80\x02}r" + struct.pack("<I", 2**24) + b".")
+    tracemalloc.start()
+    try:
+        assert read_pickle(path) == {}
+        assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_state_can_be_set_only_on_arrays_and_dtypes(tmp_path):
+    path = tmp_path / "build.pkl"
+    path.write_bytes(b"c_codecs\nencode\n(dVpatched\nI1\nsb.")
+    with pytest.raises(DataError, match="state for an object that is not an array or a dtype"):
+        read_pickle(path)
+    from mer_bench.data import safe_pickle
+    assert not hasattr(safe_pickle._latin1_encode, "patched")
+
+
+@pytest.mark.parametrize("content, phrase", [
+    (b"cnumpy\nndarray\n(I2\ntR.", "not a readable MMSA pickle"),                   # the class is not callable
+    (pickle.dumps(np.zeros(2, dtype=[("x", "O")]), protocol=2), "structured or malformed dtype"),
+    (pickle.dumps(np.zeros(2, dtype="M8[s]"), protocol=2), "only plain type codes"),
+])
+def test_numpy_constructs_outside_plain_arrays_are_refused(tmp_path, content, phrase):
+    path = tmp_path / "numpy.pkl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=phrase):
+        read_pickle(path)

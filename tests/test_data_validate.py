@@ -68,6 +68,8 @@ ERRORS = {
                         "expected numbers, found dtype object"),
     "ragged list": (_set("train", "vision", lambda v: [row[: i + 1] for i, row in enumerate(v)]), "train", "vision",
                     "ragged"),
+    "nested Python lists": (_set("valid", "vision", lambda v: v.tolist()), "valid", "vision",
+                            "a list of something other than numbers or arrays"),
     "not an array": (_set("valid", "audio", lambda v: "features.npy"), "valid", "audio", "found str"),
     "fractional token ids": (_set("train", "text_bert", _with_value((0, 0, 1), 101.5)), "train", "text_bert",
                              "whole numbers"),
