@@ -157,3 +157,11 @@ def test_default_location_is_per_user(monkeypatch, tmp_path):
     monkeypatch.delenv(cache.CACHE_VARIABLE, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_root() == tmp_path / "xdg" / "mer-bench" / "prepared"
+
+
+def test_a_damaged_manifest_is_skipped(cache_dir, source):
+    entry = prepare_dataset(TINY_SPEC, source).entry
+    manifest = json.loads((entry.folder / "manifest.json").read_text())
+    (entry.folder / "manifest.json").write_text(json.dumps({**manifest, "fingerprints": [{"path": 1}]}))
+    assert cache.entries(cache_dir, TINY_SPEC) == []
+    assert prepare_dataset(TINY_SPEC, source).status == "built"

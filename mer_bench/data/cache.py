@@ -99,9 +99,18 @@ def _all_entries(root: Path, dataset: str) -> list[Entry]:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(manifest, dict):
+        if _well_formed(manifest):
             found.append(Entry(manifest_path.parent, manifest))
     return found
+
+
+def _well_formed(manifest: Any) -> bool:
+    """The fields lookups read, with the types they expect (a damaged manifest is skipped, not trusted)."""
+    try:
+        [Fingerprint(**fingerprint) for fingerprint in manifest["fingerprints"]]
+        return isinstance(manifest["source"]["sha256"], str) and isinstance(manifest["files"], dict)
+    except (KeyError, TypeError):
+        return False
 
 
 def _intact(entry: Entry) -> bool:
