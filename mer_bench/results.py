@@ -62,15 +62,13 @@ RESULT_SCHEMA: dict[str, Any] = {
             "properties": {"valid": _SUBSETS, "test": _SUBSETS},
         },
         "predictions": {
+            # Per-sample arrays are checked by `_check_predictions` (lengths and numbers) rather than item by item
+            # here: schema validation of every element cost more than reading the file.
             "type": "object",
             "required": ["ids", "label"],
-            "properties": {"ids": {"type": "array", "items": {"type": "string"}},
-                           "label": {"type": "array", "items": {"type": "number"}},
-                           "score": {"type": "array", "items": {"type": "number"}},
-                           "probs": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-                           "unimodal_labels": {"type": ["array", "null"]},
-                           "subsets": {"type": ["object", "null"]},
-                           "extras": {"type": "object"}},
+            "properties": {"ids": {"type": "array"}, "label": {"type": "array"}, "score": {"type": "array"},
+                           "probs": {"type": "array"}, "unimodal_labels": {"type": ["array", "null"]},
+                           "subsets": {"type": ["object", "null"]}, "extras": {"type": "object"}},
         },
         "probes": {"type": ["object", "null"]},
         "timings": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
@@ -80,6 +78,9 @@ RESULT_SCHEMA: dict[str, Any] = {
         "command": {"type": "string"},
     },
 }
+
+
+_VALIDATOR = jsonschema.Draft202012Validator(RESULT_SCHEMA)
 
 
 class ResultError(UserError):
@@ -142,11 +143,31 @@ def validate(data: Any, source: str) -> None:
     if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
         raise ResultError(f"{source}: schema_version {data.get('schema_version')!r} is not supported "
                           f"(this mer-bench reads version {SCHEMA_VERSION}).")
-    try:
-        jsonschema.validate(data, RESULT_SCHEMA)
-    except jsonschema.ValidationError as error:
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+    if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ResultError(f"{source}: not a valid result file at '{where}': {error.message}") from None
+        raise ResultError(f"{source}: not a valid result file at '{where}': {error.message}")
+    problem = _check_predictions(data["predictions"])
+    if problem:
+        raise ResultError(f"{source}: not a valid result file at 'predictions': {problem}")
+
+
+def _check_predictions(predictions: dict[str, Any]) -> str | None:
+    """Every per-sample array has one entry per test sample, of the right kind."""
+    n = len(predictions["ids"])
+    if not all(isinstance(value, str) for value in predictions["ids"]):
+        return "ids must be strings"
+    arrays = {"label": predictions["label"], "score": predictions.get("score"), "probs": predictions.get("probs"),
+              "unimodal_labels": predictions.get("unimodal_labels"), **predictions.get("extras", {})}
+    for name, values in arrays.items():
+        if values is None:
+            continue
+        if not isinstance(values, list) or len(values) != n:
+            return f"'{name}' must be a list of {n} entries, one per sample"
+        flat = [item for row in values for item in (row if isinstance(row, list) else [row])]
+        if not all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in flat):
+            return f"'{name}' must hold numbers only"
+    return None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

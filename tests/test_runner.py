@@ -149,3 +149,13 @@ def test_unreadable_results_are_reported_by_name(tmp_path):
     assert any("schema_version 99" in str(problem) for problem in problems)
     with pytest.raises(ResultError, match="broken.json"):
         read_result(tmp_path / "broken.json")
+
+
+def test_prediction_arrays_must_cover_every_sample(tmp_path):
+    outcome = run("mean", tmp_path)[0]
+    data = json.loads(outcome.path.read_text())
+    data["predictions"]["score"] = data["predictions"]["score"][:-1]
+    broken = tmp_path / "short.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(ResultError, match="'score' must be a list of 400 entries"):
+        read_result(broken)
