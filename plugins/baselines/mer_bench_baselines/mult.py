@@ -36,7 +36,7 @@ class MulTConfig:
     batch_size: int = 16                  # training mini-batch
     accumulation: int = 8                 # batches per optimiser step (MMSA's update_epochs)
     learning_rate: float = 2e-3           # Adam step size
-    weight_decay: float = 0.0             # Adam L2 penalty (MMSA lists a value but its MulT trainer does not use it)
+    weight_decay: float = 1e-3            # Adam L2 penalty
     grad_clip: float = 0.6                # gradient value clipping
     plateau_patience: int = 10            # epochs without improvement before the learning rate is cut tenfold
     patience: int = 8                     # MMSA's early_stop
@@ -46,24 +46,24 @@ class MulTConfig:
 PRESETS = {   # MMSA's per-dataset values; "synthetic" is ours, sized for two CPU cores
     "mosi": dict(dst_feature_dim_nheads=(50, 10), nlevels=4, conv1d_kernel_sizes=(5, 5, 5), attn_dropout=0.3,
                  attn_dropout_a=0.2, attn_dropout_v=0.0, relu_dropout=0.0, res_dropout=0.0, embed_dropout=0.2,
-                 text_dropout=0.5, output_dropout=0.5, batch_size=16, learning_rate=2e-3, grad_clip=0.6,
-                 plateau_patience=5),
+                 text_dropout=0.5, output_dropout=0.5, batch_size=16, learning_rate=2e-3, weight_decay=5e-3,
+                 grad_clip=0.6, plateau_patience=5),
     "mosei": dict(dst_feature_dim_nheads=(30, 6), nlevels=4, conv1d_kernel_sizes=(5, 1, 3), attn_dropout=0.4,
                   attn_dropout_a=0.0, attn_dropout_v=0.0, relu_dropout=0.0, res_dropout=0.0, embed_dropout=0.0,
-                  text_dropout=0.3, output_dropout=0.5, batch_size=4, learning_rate=5e-4, grad_clip=0.6,
-                  plateau_patience=20),
+                  text_dropout=0.3, output_dropout=0.5, batch_size=4, learning_rate=5e-4, weight_decay=1e-3,
+                  grad_clip=0.6, plateau_patience=20),
     "sims": dict(dst_feature_dim_nheads=(50, 10), nlevels=2, conv1d_kernel_sizes=(5, 1, 1), attn_dropout=0.2,
                  attn_dropout_a=0.1, attn_dropout_v=0.0, relu_dropout=0.0, res_dropout=0.2, embed_dropout=0.1,
-                 text_dropout=0.3, output_dropout=0.1, batch_size=16, learning_rate=2e-3, grad_clip=0.6,
-                 plateau_patience=10),
+                 text_dropout=0.3, output_dropout=0.1, batch_size=16, learning_rate=2e-3, weight_decay=1e-3,
+                 grad_clip=0.6, plateau_patience=10),
     "sims-v2": dict(dst_feature_dim_nheads=(30, 6), nlevels=4, conv1d_kernel_sizes=(5, 3, 1), attn_dropout=0.1,
                     attn_dropout_a=0.2, attn_dropout_v=0.0, relu_dropout=0.1, res_dropout=0.0, embed_dropout=0.2,
-                    text_dropout=0.5, output_dropout=0.3, batch_size=16, learning_rate=5e-4, grad_clip=1.0,
-                    plateau_patience=10),
-    "synthetic": dict(dst_feature_dim_nheads=(32, 4), nlevels=2, conv1d_kernel_sizes=(3, 1, 1), attn_dropout=0.1,
+                    text_dropout=0.5, output_dropout=0.3, batch_size=16, learning_rate=5e-4, weight_decay=5e-3,
+                    grad_clip=1.0, plateau_patience=10),
+    "synthetic": dict(dst_feature_dim_nheads=(16, 2), nlevels=2, conv1d_kernel_sizes=(3, 1, 1), attn_dropout=0.1,
                       attn_dropout_a=0.1, attn_dropout_v=0.0, relu_dropout=0.0, res_dropout=0.1, embed_dropout=0.1,
                       text_dropout=0.2, output_dropout=0.1, batch_size=32, accumulation=1, learning_rate=1e-3,
-                      grad_clip=0.8, plateau_patience=5, max_epochs=30),
+                      weight_decay=0.0, grad_clip=0.8, plateau_patience=5, max_epochs=30),
 }
 
 

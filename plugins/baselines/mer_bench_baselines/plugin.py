@@ -7,10 +7,11 @@ from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.mean import MeanPredictor
 from mer_bench_baselines.misa import MISA
 from mer_bench_baselines.mult import MulT
+from mer_bench_baselines.self_mm import SelfMM
 from mer_bench_baselines.tfn import TFN
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
-MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA)
+MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM)
 
 
 @hookimpl
