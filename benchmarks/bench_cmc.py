@@ -16,8 +16,9 @@ Cases:
 
 `--official DIR` takes a checkout of github.com/gw-zhong/CMC outside this repository (nothing of it is copied here).
 Its own `main.py` runs unchanged on the CPU from a scratch copy; only paths are redirected (`--data_path`,
-`--model_path`, and its hard-coded BERT folder, through `transformers.BertModel.from_pretrained`, to the same random
-bert-base). Its printed per-epoch time (train, valid and test passes) is parsed.
+`--model_path`, its hard-coded BERT folder, through `transformers.BertModel.from_pretrained`, to the same random
+bert-base, and on a machine without CUDA the `map_location='cuda'` of its stage-2 checkpoint loader to the CPU). Its
+printed per-epoch time (train, valid and test passes) is parsed.
 
 Reference figures of the official code from issue 4 are printed next to ours with the ratio official / ours. On a
 busy machine wall times are inflated; the "cpu s" column (process CPU time per epoch) is less sensitive to that.
@@ -167,6 +168,10 @@ bert_dir = sys.argv[1]
 load = transformers.BertModel.from_pretrained
 transformers.BertModel.from_pretrained = classmethod(lambda cls, name, *a, **k: load(bert_dir))
 transformers.BertTokenizer.from_pretrained = classmethod(lambda cls, *a, **k: None)   # never used in training
+import torch
+if not torch.cuda.is_available():   # its stage-2 loader hard-codes map_location='cuda'
+    torch_load = torch.load
+    torch.load = lambda *a, **k: torch_load(*a, **{**k, "map_location": "cpu"})
 sys.argv = ["main.py"] + sys.argv[2:]
 runpy.run_path("main.py", run_name="__main__")
 '''

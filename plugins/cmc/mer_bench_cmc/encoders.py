@@ -6,8 +6,8 @@ the pooled vector into 3-class logits.
 
 Modules keep the reference's names (`norm_a`, `proj_l`, `encoder_v.layers.0.self_attn.in_proj_weight`, `proj1`, ...)
 so that stage-1 weights map onto stage 2 with the reference's key mapping and the reference's checkpoints, once
-converted to state dicts, load here. The maths runs batch-first and calls `scaled_dot_product_attention` directly,
-which picks a fused kernel whenever attention dropout is off.
+converted to state dicts, load here. The maths runs batch-first; attention goes through `attention.attention`: the
+fused `scaled_dot_product_attention` kernels, or on the CPU with attention dropout a cache-blocked equivalent.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mer_bench_cmc.attention import attention
 from mer_bench_cmc.config import CMCConfig
 
 MODALITIES = ("text", "audio", "vision")
@@ -49,7 +50,7 @@ class PreNormEncoderLayer(nn.Module):
         qkv = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)  # (B, L, 3d)
         q, k, v = qkv.view(batch, length, 3, self.nhead, width // self.nhead).permute(2, 0, 3, 1, 4)  # (B, H, L, dh)
         p = self.attention_dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)   # (B, H, L, dh)
+        out = attention(q, k, v, key_mask, p)                                                # (B, H, L, dh)
         return self.self_attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
 
 
