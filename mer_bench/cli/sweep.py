@@ -64,6 +64,8 @@ def plan_command(grid_file: Path, results: Path | None, jobs: int | None, list_r
     configurations = len({(s.model, s.dataset, s.overrides, s.text_mode, s.epochs) for s in grid.specs})
     console.print(f"{grid.path}: {len(grid.specs)} runs ({configurations} configuration(s) x seeds); results in "
                   f"{grid.results}", markup=False, highlight=False, soft_wrap=True)
+    if grid.description:
+        console.print(grid.description, markup=False, highlight=False)
     console.print(_plan_table(states))
     if list_runs or len(states) <= RUNS_LISTED_BY_DEFAULT:
         console.print(_runs_table(states))

@@ -8,6 +8,7 @@ The format is documented in README.md ("Sweeps") and in `mer_bench.sweep`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -68,6 +69,7 @@ class SweepGrid:
     data_dir: Path | None
     probes: bool
     specs: tuple[RunSpec, ...]
+    description: str = ""
 
     @property
     def name(self) -> str:
@@ -105,8 +107,9 @@ def parse_grid(path: Path, document: Mapping[str, Any], catalog: Catalog, result
     models = tuple(_model_grid(path, name, table, defaults) for name, table in models_table.items())
     grid = SweepGrid(path=path, models=models, results=results_dir, selections=selections,
                      data_dir=_folder(path, document, "data_dir", folder),
-                     probes=_typed(path, document, "probes", bool, "true or false", default=True), specs=())
-    return SweepGrid(**{**grid.__dict__, "specs": expand(grid, catalog)})
+                     probes=_typed(path, document, "probes", bool, "true or false", default=True), specs=(),
+                     description=_typed(path, document, "description", str, "a string", default=""))
+    return dataclasses.replace(grid, specs=expand(grid, catalog))
 
 
 def expand(grid: SweepGrid, catalog: Catalog) -> tuple[RunSpec, ...]:
