@@ -192,7 +192,7 @@ def run_command(grid_file, results, executor, jobs, device, retry_failed, partit
 
 def _run_on_slurm(todo, settings, options, view, no_wait):
     submission = submit(todo, settings, options)
-    arrays = ", ".join(submission.array_ids)
+    arrays = " ".join(submission.array_ids)
     status_console.print(f"Submitted job array {arrays} ({len(submission.jobs)} job(s)); logs in {options.folder}",
                          markup=False, highlight=False, soft_wrap=True)
     if no_wait:
