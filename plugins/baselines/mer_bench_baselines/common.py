@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from mer_bench.bert import load_bert
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo
-from mer_bench.training import batch_indices
+from mer_bench.training import autocast, batch_indices
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +192,9 @@ class TextInput(nn.Module):
         if self.bert is None:
             return inputs.text
         ids = inputs.text_ids
-        return self.bert(input_ids=ids[:, 0], attention_mask=ids[:, 1], token_type_ids=ids[:, 2]).last_hidden_state
+        with autocast(ids.device):     # bf16 on CUDA, where BERT's cost is; the states go on in float32
+            states = self.bert(input_ids=ids[:, 0], attention_mask=ids[:, 1], token_type_ids=ids[:, 2])
+        return states.last_hidden_state.float()
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:

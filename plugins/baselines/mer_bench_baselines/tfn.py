@@ -2,8 +2,8 @@
 
 Each modality is embedded (text by an LSTM, time-averaged audio and vision by three-layer MLPs); a 1 is appended to
 each embedding and their three-way outer product, which holds every unimodal, bimodal and trimodal interaction, feeds
-a three-layer MLP. The regression output is a sigmoid scaled to the label range, as in the paper. Hyperparameters
-per dataset are MMSA's (`config_regression.json`, `tfn`).
+a three-layer MLP. The regression output is a sigmoid scaled to the label range (the constrained output of the TFN
+code MMSA follows). Hyperparameters per dataset are MMSA's (`config_regression.json`, `tfn`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Protocol (MMSA's, `trains/*/*.py`): Adam, shuffled mini-batches, optional gradie
 accumulation, one validation pass per epoch; the state with the lowest validation loss is kept, and training stops
 after `patience` epochs without an improvement of more than 1e-6. Unlike MMSA, an epoch cap always applies
 (`max_epochs`, or the run's budget), and a partial accumulation group at the end of an epoch is applied rather
-than dropped.
+than dropped. The small networks train in float32 on every device (bf16 would put the LSTM recurrences and the L1
+regression at a precision that changes results); only BERT runs under autocast (see `common.TextInput`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo, FitContext, Predictions, TorchModel
-from mer_bench.training import EarlyStopping, StateSnapshot, autocast, batch_indices, epoch_budget
+from mer_bench.training import EarlyStopping, StateSnapshot, batch_indices, epoch_budget
 from mer_bench_baselines.common import Inputs
 
 MIN_IMPROVEMENT = 1e-6      # MMSA saves a checkpoint only when the validation loss drops by more than this
@@ -111,9 +112,8 @@ class BaselineModel(TorchModel):
             if index.numel() < 2:
                 continue     # batch norm cannot train on one sample; at most one sample per epoch is skipped
             batch = train.take(index)
-            with autocast(device):
-                outputs = self.forward(batch)
-                loss = self.training_loss(batch, outputs, epoch)
+            outputs = self.forward(batch)
+            loss = self.training_loss(batch, outputs, epoch)
             loss.backward()
             if settings.grad_clip is not None:
                 nn.utils.clip_grad_value_(trainable(self.network.parameters()), settings.grad_clip)
@@ -130,10 +130,8 @@ class BaselineModel(TorchModel):
     def predict_inputs(self, inputs: Inputs) -> torch.Tensor:
         """(N,) scores in eval mode, batch by batch."""
         self.network.eval()
-        device = inputs.label.device
-        with autocast(device):
-            scores = [self.forward(batch)["score"].float() for batch in inputs.batches(PREDICT_BATCH)]
-        return torch.cat(scores) if scores else torch.zeros(0, device=device)
+        scores = [self.forward(batch)["score"].float() for batch in inputs.batches(PREDICT_BATCH)]
+        return torch.cat(scores) if scores else torch.zeros(0, device=inputs.label.device)
 
     def validation_loss(self, valid: Inputs, kind: str) -> float:
         scores = self.predict_inputs(valid)
