@@ -116,8 +116,8 @@ def test_modality_supcon_sees_the_reference_concatenation():
     concatenated = torch.cat([h[:, 0], h[:, 1], h[:, 2]])                     # [h_t; h_a; h_v]
     labels = rule(torch.cat([targets[:, 0], targets[:, 1], targets[:, 2]]))
     close(modality_supcon(h, targets, rule, 0.07), supcon_loss(concatenated, labels, 0.07), 1e-5)
-    chunks = [(2, modality_supcon(h[:2], targets[:2], rule, 0.07)), (2, modality_supcon(h[2:], targets[2:], rule, 0.07))]
-    close(chunked_modality_supcon(h, targets, rule, 0.07, chunk=2), sum(n * v for n, v in chunks) / 4, 1e-5)
+    halves = [modality_supcon(h[part], targets[part], rule, 0.07) for part in (slice(0, 2), slice(2, 4))]
+    close(chunked_modality_supcon(h, targets, rule, 0.07, chunk=2), (2 * halves[0] + 2 * halves[1]) / 4, 1e-5)
 
 
 def test_binary_rules_follow_the_has0_conventions():
@@ -137,10 +137,12 @@ def test_parameter_free_fusion_by_hand():
     close(parameter_free_fusion(same, temperature=0.07), same, 1e-6)
 
 
+E1, E2, E3 = math.exp(1), math.exp(2), math.exp(3)
+
+
 @pytest.mark.parametrize("top_k,gates", [
-    (3, [math.exp(1) / (math.exp(1) + math.exp(3) + math.exp(2)), math.exp(3) / (math.exp(1) + math.exp(3) + math.exp(2)),
-         math.exp(2) / (math.exp(1) + math.exp(3) + math.exp(2))]),
-    (2, [0.0, math.exp(3) / (math.exp(3) + math.exp(2)), math.exp(2) / (math.exp(3) + math.exp(2))]),
+    (3, [E1 / (E1 + E2 + E3), E3 / (E1 + E2 + E3), E2 / (E1 + E2 + E3)]),
+    (2, [0.0, E3 / (E3 + E2), E2 / (E3 + E2)]),
     (1, [0.0, 1.0, 0.0]),
 ])
 def test_top_k_gates(top_k, gates):

@@ -6,7 +6,6 @@ the reference on are off by default, so a plain run measures the method as publi
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from mer_bench.errors import UserError
@@ -120,7 +119,3 @@ def check_config(config: CMCConfig) -> None:
         problems.append("batch_size must be at least 2 and eval_batch_size at least 1")
     if problems:
         raise UserError("Invalid CMC settings: " + "; ".join(problems) + ".")
-
-
-def replace(config: CMCConfig, **changes) -> CMCConfig:
-    return dataclasses.replace(config, **changes)
