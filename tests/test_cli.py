@@ -62,7 +62,7 @@ def test_run_writes_one_file_per_seed_then_skips_then_forces(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "maen", "--dataset", "synthetic"], "Unknown model 'maen'. Did you mean 'mean'?"),
+    (["run", "maen", "--dataset", "synthetic"], "Unknown model 'maen'. Did you mean 'mean'"),
     (["run", "mean", "--dataset", "sims_v2"], "Unknown dataset 'sims_v2'. Did you mean 'sims-v2'"),
     (["run", "mean", "--dataset", "synthetic", "--seeds", "a,b"], "--seeds takes comma-separated integers"),
     (["run", "mean", "--dataset", "synthetic", "--set", "nothing"], "--set takes key=value"),
