@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,11 +55,15 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Results folder: OUT/<dataset>/<model>/<run-id>.json")
 @click.option("--force", is_flag=True, help="Rerun runs whose result file exists.")
 @click.option("--no-probes", is_flag=True, help="Skip the modality reliance and robustness probes.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: torch's own choice). Use 1 on a machine busy with other work.")
 def run_command(model, dataset, data_dir, data_file, seeds, settings, text_mode, device, epochs, out_dir, force,
-                no_probes) -> None:
+                no_probes, threads) -> None:
     """Train and evaluate MODEL on a dataset over several seeds; write one result file per seed."""
     if data_dir is not None and data_file is not None:
         raise UserError("Give either --data-dir or --data-file, not both.")
+    if threads is not None:
+        torch.set_num_threads(threads)
     catalog = get_catalog()
     raw_settings = parse_settings(settings)
     specs = [make_spec(catalog, model, dataset, seed, raw_settings, text_mode, epochs) for seed in parse_seeds(seeds)]
