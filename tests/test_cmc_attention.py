@@ -38,7 +38,7 @@ def test_gradients_with_dropout_match_finite_differences(monkeypatch):
 def test_dropout_matches_the_mask_it_draws():
     q, k, v = inputs(n=2, length=5, width=3)
     out = _BlockDropoutAttention.apply(q, k, v, None, 0.5, 3)
-    mask = dropout_mask(np.random.PCG64(3), (2, 5, 5), 0.5).double()     # one block: same draws as the forward
+    mask = dropout_mask(np.random.PCG64([3, 0]), (2, 5, 5), 0.5).double()   # block 0: the forward's draws
     probs = torch.softmax(q @ k.transpose(1, 2) / 3 ** 0.5, dim=-1)
     torch.testing.assert_close(out, (probs * mask / 0.5) @ v)
 
@@ -52,3 +52,20 @@ def test_drop_rate_and_reproducibility():
     first = attention(q, k, v, None, 0.1)
     torch.manual_seed(5)
     assert torch.equal(first, attention(q, k, v, None, 0.1))             # seeded from torch's generator
+
+
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    monkeypatch.setattr("mer_bench_cmc.attention.BLOCK_ELEMENTS", 12)
+    q, k, v = inputs(n=4)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            out = _BlockDropoutAttention.apply(q, k, v, None, 0.2, 9)
+            results.append((out, *torch.autograd.grad(out.sum(), (q, k, v))))
+            assert torch.get_num_threads() == count                     # restored after the worker threads
+    finally:
+        torch.set_num_threads(threads)
+    for single, shared in zip(*results):
+        torch.testing.assert_close(single, shared)

@@ -5,8 +5,8 @@ to the unfused path, which writes the full (B, H, L, L) score, probability and m
 and draws one Bernoulli sample per element from a slow generator; for the 925-frame audio of SIMS-v2 that dominates a
 CPU epoch. `_BlockDropoutAttention` computes the same function block by block, so each (rows x L) block stays in
 cache, keeps only the log-sum-exp per query for the backward pass (which recomputes the block), and draws dropout
-masks from NumPy's PCG64, 16 bits per element, seeded from torch's generator so runs stay reproducible. The drop
-probability is rounded to a multiple of 1/65536 (0.1 becomes 0.1000061).
+masks from NumPy's PCG64, 16 bits per element, one generator per block seeded from torch's generator, so runs stay
+reproducible. The drop probability is rounded to a multiple of 1/65536 (0.1 becomes 0.1000061).
 
 On CUDA, or without dropout, `scaled_dot_product_attention` is used as is (its fused kernels handle both cases).
 """
@@ -14,6 +14,7 @@ On CUDA, or without dropout, `scaled_dot_product_attention` is used as is (its f
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -37,20 +38,47 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch
     return out.view(batch, heads, length, width)
 
 
-def dropout_mask(generator: np.random.Generator, shape: tuple[int, ...], dropout_p: float) -> torch.Tensor:
+def dropout_mask(generator: np.random.BitGenerator, shape: tuple[int, ...], dropout_p: float) -> torch.Tensor:
     """A bool keep-mask of `shape`, P(keep) = 1 - round(p * 65536) / 65536, from the next draws of `generator`."""
     count = math.prod(shape)
     bits = generator.random_raw((count + 3) // 4).view(np.uint16)[:count]   # four 16-bit draws per 64-bit word
     return torch.from_numpy(bits >= round(dropout_p * MASK_LEVELS)).view(shape)
 
 
-def _blocks(n: int, length: int):
-    """(batch-head slice, query slice) pairs covering (n, length) queries, each block about BLOCK_ELEMENTS scores."""
+def _blocks(n: int, length: int) -> list[tuple[int, slice, slice]]:
+    """(block id, batch-head slice, query slice) covering (n, length) queries, about BLOCK_ELEMENTS scores each."""
     rows = max(1, min(length, BLOCK_ELEMENTS // length))
     groups = max(1, BLOCK_ELEMENTS // (rows * length))
-    for first in range(0, n, groups):
-        for start in range(0, length, rows):
-            yield slice(first, first + groups), slice(start, start + rows)
+    starts = [(first, start) for first in range(0, n, groups) for start in range(0, length, rows)]
+    return [(i, slice(first, first + groups), slice(start, start + rows)) for i, (first, start) in enumerate(starts)]
+
+
+def _for_each_block(work, n: int, length: int) -> None:
+    """Run `work(block_id, group, rows)` over every block. With several torch threads the blocks are shared among
+    that many worker threads, each running single-threaded operations: many small operations in parallel regions
+    stall on thread barriers whenever a core is busy elsewhere. Blocks of one batch-head group stay on one worker
+    (the backward pass accumulates into per-group slices), and each block draws its mask from its own generator, so
+    results do not depend on the thread count."""
+    blocks = _blocks(n, length)
+    workers = min(torch.get_num_threads(), len({group.start for _, group, _ in blocks}))
+    if workers <= 1:
+        for block in blocks:
+            work(*block)
+        return
+    shares: list[list] = [[] for _ in range(workers)]
+    for block in blocks:
+        shares[(block[1].start * workers) // n].append(block)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # restored below; operations started by the workers then run single-threaded
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda share: [work(*block) for block in share], shares))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _generator(seed: int, block: int) -> np.random.BitGenerator:
+    return np.random.PCG64([seed, block])
 
 
 class _BlockDropoutAttention(torch.autograd.Function):
@@ -61,15 +89,17 @@ class _BlockDropoutAttention(torch.autograd.Function):
         scale, keep = q.shape[-1] ** -0.5, 1.0 - dropout_p
         out = torch.empty_like(q)
         log_norm = torch.empty(q.shape[:2], dtype=q.dtype)                  # (N, L) log-sum-exp per query
-        generator = np.random.PCG64(seed)
-        for group, rows in _blocks(q.shape[0], q.shape[1]):
+
+        def block(index: int, group: slice, rows: slice) -> None:
             scores = _scores(q[group, rows], k[group], keys, group, scale)  # (n, r, L)
             peak = scores.amax(dim=-1, keepdim=True)
             weights = scores.sub_(peak).exp_()
             total = weights.sum(dim=-1, keepdim=True)
-            weights.mul_(dropout_mask(generator, tuple(weights.shape), dropout_p))
+            weights.mul_(dropout_mask(_generator(seed, index), tuple(weights.shape), dropout_p))
             out[group, rows] = torch.matmul(weights, v[group]).div_(total * keep)
             log_norm[group, rows] = (peak + total.log()).squeeze(-1)
+
+        _for_each_block(block, q.shape[0], q.shape[1])
         ctx.save_for_backward(q, k, v, out, log_norm)
         ctx.keys, ctx.dropout_p, ctx.seed = keys, dropout_p, seed
         return out
@@ -77,20 +107,23 @@ class _BlockDropoutAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, log_norm = ctx.saved_tensors
-        scale, keep = q.shape[-1] ** -0.5, 1.0 - ctx.dropout_p
+        scale, keep, keys = q.shape[-1] ** -0.5, 1.0 - ctx.dropout_p, ctx.keys
         grad_out = grad_out.contiguous()
         row_dot = (grad_out * out).sum(dim=-1)                              # (N, L): sum_j P_ij dP_ij per query
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        generator = np.random.PCG64(ctx.seed)                               # the forward's masks, in its order
-        for group, rows in _blocks(q.shape[0], q.shape[1]):
-            probs = _scores(q[group, rows], k[group], ctx.keys, group, scale)
+
+        def block(index: int, group: slice, rows: slice) -> None:
+            probs = _scores(q[group, rows], k[group], keys, group, scale)
             probs.sub_(log_norm[group, rows].unsqueeze(-1)).exp_()           # (n, r, L) softmax, recomputed
-            kept = dropout_mask(generator, tuple(probs.shape), ctx.dropout_p).to(probs.dtype).div_(keep)
+            mask = dropout_mask(_generator(ctx.seed, index), tuple(probs.shape), ctx.dropout_p)   # the forward's
+            kept = mask.to(probs.dtype).div_(keep)
             grad_v[group] += torch.matmul((probs * kept).transpose(1, 2), grad_out[group, rows])
             grad_probs = torch.matmul(grad_out[group, rows], v[group].transpose(1, 2)).mul_(kept)
             grad_scores = probs.mul_(grad_probs.sub_(row_dot[group, rows].unsqueeze(-1))).mul_(scale)
             grad_q[group, rows] = torch.matmul(grad_scores, k[group])
             grad_k[group] += torch.matmul(grad_scores.transpose(1, 2), q[group, rows])
+
+        _for_each_block(block, q.shape[0], q.shape[1])
         return grad_q, grad_k, grad_v, None, None, None
 
 
