@@ -193,9 +193,9 @@ def time_official(checkout: Path, epochs: int, threads: int | None, bert_dir: st
         common = [*OFFICIAL_ARGS, "--data_path", str(scratch / "data"), "--model_path", str(scratch / "models"),
                   "--num_epochs", str(epochs), "--is_pseudo"]
         env = dict(os.environ) if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        stage1 = _run_official(work, [bert_dir, *common], env)
-        stage2 = _run_official(work, [bert_dir, *common, "--finetune", "--pretrained_model"], env)
-    return {"stage 1": stage1, "stage 2": stage2}
+        stage1, cpu1 = _run_official(work, [bert_dir, *common], env)
+        stage2, cpu2 = _run_official(work, [bert_dir, *common, "--finetune", "--pretrained_model"], env)
+    return {"stage 1": stage1, "stage 2": stage2, "stage 1 run cpu": cpu1, "stage 2 run cpu": cpu2}
 
 
 def _write_official_cut(folder: Path) -> None:
@@ -212,14 +212,18 @@ def _write_official_cut(folder: Path) -> None:
             pickle.dump({"test": raw["test"]}, handle)
 
 
-def _run_official(work: Path, args: list[str], env: dict[str, str]) -> float:
+def _run_official(work: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(the last printed epoch time, CPU seconds of the whole run: start-up, data loading and final test included)."""
     print(f"official code: main.py {' '.join(args[1:])}", file=sys.stderr, flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "_driver.py", *args], cwd=work, capture_output=True, text=True, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     times = [float(match.group(2)) for match in OFFICIAL_EPOCH.finditer(done.stdout)]
     if done.returncode != 0 or not times:
         raise RuntimeError(f"the official code failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n"
                            f"{done.stderr[-3000:]}")
-    return times[-1]
+    return times[-1], cpu
 
 
 # --- report ----------------------------------------------------------------------------------------------------------
@@ -243,6 +247,10 @@ def report(results: list[CaseResult], official: dict[str, float]) -> None:
                   f"{_references(case, label, seconds, official)}")
     for device, name in {r.case.device: (r.device_name, r.memory_kind) for r in results}.items():
         print(f"{device}: {name[0]}; peak memory = {name[1]}")
+    if official:
+        print(f"official code, this run: {official['stage 1']:.1f} / {official['stage 2']:.1f} s per stage-1 / stage-2 "
+              f"epoch (wall); CPU time of its whole 1-epoch runs (start-up, data loading, final test included): "
+              f"{official['stage 1 run cpu']:.1f} / {official['stage 2 run cpu']:.1f} s")
     if any(r.case.fraction < 1 for r in results):
         print("CPU full-size rows ran on a fraction of train/valid; their times are scaled to the full size.")
     print("s/epoch: median wall time of the epochs after the first (train pass + validation pass; we run no test "
