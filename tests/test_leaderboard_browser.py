@@ -123,3 +123,28 @@ def test_model_page_shows_runs_and_commands(site, browser, tmp_path_factory):
     browser.find_element(By.LINK_TEXT, "mer-bench leaderboards").click()
     assert browser.current_url.endswith("/index.html")
     assert severe_logs(browser) == []
+
+
+@pytest.fixture(scope="module")
+def tuned_site(tmp_path_factory):
+    """A board with a tuned row: two configurations of one model and the selection that chose one on validation."""
+    from tests.test_leaderboard_selections import write_results, write_selection
+    top = tmp_path_factory.mktemp("tuning")
+    write_results(top / "results")
+    write_selection(top / "results")
+    build_site([top / "results"], top / "site")
+    return top / "site"
+
+
+def test_tuned_badge_leads_to_the_selection_evidence(tuned_site, browser, tmp_path_factory):
+    from selenium.webdriver.common.by import By
+    browser.get((tuned_site / "synthetic" / "index.html").as_uri())
+    browser.find_element(By.CSS_SELECTOR, "#table-regression tr.tuned a.badge.tuned").click()
+    assert browser.current_url.endswith("/synthetic/selections/tunable.html")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#candidates tbody tr")
+    assert [row.get_attribute("class") for row in rows] == ["chosen", ""]           # best first, chosen marked
+    assert [row.find_element(By.CSS_SELECTOR, "td").text for row in rows] == ["width=16", "width=64"]
+    save_screenshot(browser, tmp_path_factory, "selection.png")
+    browser.find_element(By.LINK_TEXT, "seed 1111").click()
+    assert "/synthetic/models/tunable-" in browser.current_url and browser.current_url.endswith("#run-1111")
+    assert severe_logs(browser) == []

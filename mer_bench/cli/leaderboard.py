@@ -18,19 +18,30 @@ def leaderboard_group() -> None:
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the site (created; a folder from an earlier build is updated in place).")
-def build_command(results: tuple[Path, ...], out: Path) -> None:
+@click.option("--selections", "selections", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Selection files or folders of them, from `mer-bench sweep select` (repeatable). Default: the "
+                   "<results>-selections folder beside each RESULTS folder, where there is one.")
+@click.option("--no-selections", is_flag=True, help="Read no selection files: no row is marked tuned.")
+@click.option("--tuned-only", is_flag=True,
+              help="Leave out the rows of configurations a selection considered but did not choose.")
+def build_command(results: tuple[Path, ...], out: Path, selections: tuple[Path, ...], no_selections: bool,
+                  tuned_only: bool) -> None:
     """Build a static site from RESULTS (result files or folders of them) into --out.
 
     One page per dataset file with a table per track (mean ± sample std over seeds, 95% CI, best and tied marks),
     one page per model setting with every run and the command that reproduces it, results.json and a CSV per table.
-    Unreadable or invalid result files are reported by name and skipped. The output depends only on the result
-    files, so rebuilding from the same files reproduces the site byte for byte.
+    A configuration chosen by `mer-bench sweep select` is marked "tuned on validation" and linked to a page with its
+    selection evidence. Unreadable or invalid result and selection files are reported by name and skipped. The
+    output depends only on those files, so rebuilding from the same files reproduces the site byte for byte.
     """
     from mer_bench.leaderboard import build_site   # imported here: other commands need not load Jinja2 or SciPy
 
-    report = build_site(results, out)
+    report = build_site(results, out, list(selections) or None, tuned_only=tuned_only,
+                        ignore_selections=no_selections)
     for problem in report.skipped:
         print_error(f"Skipped: {problem}")
+    for problem in report.skipped_selections:
+        print_error(f"Skipped selection: {problem}")
     if report.duplicates:
         print_error(f"Warning: {report.duplicates} duplicate result file(s) (same run id and data file) ignored; "
                     "the newest of each was used.")
@@ -38,5 +49,17 @@ def build_command(results: tuple[Path, ...], out: Path) -> None:
                        for board, _ in report.boards)
     stdout.print(f"Read {report.results + len(report.skipped)} result file(s): {report.results} used, "
                  f"{len(report.skipped)} skipped.", markup=False, soft_wrap=True)
+    if report.selections_read or report.selection_folders:
+        _print_selections(report)
     stdout.print(f"Built {len(report.boards)} board(s): {boards}.", markup=False, soft_wrap=True)
     stdout.print(f"Site: {out / 'index.html'} ({len(report.files)} files)", markup=False, soft_wrap=True)
+
+
+def _print_selections(report) -> None:
+    folders = ", ".join(map(str, report.selection_folders))
+    where = f" (looked in {folders} and among the results)" if folders else " (found among the results)"
+    stdout.print(f"Read {report.selections_read} selection file(s){where}: {len(report.tuned)} tuned row(s) shown, "
+                 f"{len(report.skipped_selections)} skipped.", markup=False, soft_wrap=True)
+    if report.hidden:
+        stdout.print(f"--tuned-only: left out {report.hidden} row(s) of configurations that were not chosen.",
+                     markup=False, soft_wrap=True)

@@ -12,9 +12,12 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mer_bench.results import RunResult
+
+if TYPE_CHECKING:   # selections imports this module
+    from mer_bench.leaderboard.selections import Tuned
 
 TRACK_OUTPUTS = {"regression": "score", "classification": "probs"}
 TRACK_ORDER = ("regression", "classification")
@@ -75,6 +78,7 @@ class Group:
     key: GroupKey
     slug: str
     runs: list[RunResult]     # sorted by seed, one per seed
+    tuned: list[Tuned] = field(default_factory=list)   # selections that chose this group on validation, if any
 
     @property
     def seeds(self) -> list[int]:
@@ -92,6 +96,7 @@ class Board:
     record: dict[str, Any]    # the dataset record of the newest run (title, style, synthetic, sizes, subsets)
     groups: list[Group]
     siblings: list[str] = field(default_factory=list)   # slugs of boards of the same dataset name, other files
+    hidden_candidates: int = 0   # rows of configurations a selection did not choose, left out (--tuned-only)
 
     @property
     def title(self) -> str:

@@ -15,6 +15,7 @@ from mer_bench.stats import CONFIDENCE, PERMUTATIONS
 
 from mer_bench.leaderboard.boards import Board
 from mer_bench.leaderboard.ranking import ALPHA, Cell, Table
+from mer_bench.leaderboard.selections import Tuned
 
 FORMAT_VERSION = 1
 CELL_FIELDS = ("mean", "std", "n", "ci_low", "ci_high", "mark", "test", "p_value")
@@ -41,6 +42,7 @@ def table_record(table: Table) -> dict[str, Any]:
                   "overrides": json.loads(row.group.key.overrides), "text_mode": row.group.key.text_mode,
                   "epochs": row.group.key.epochs, "seeds": row.seeds, "page": f"models/{row.group.slug}.html",
                   "run_ids": [run.run_id for run in row.group.runs_with(table.track)],
+                  "tuned": bool(row.group.tuned), "selections": [item.page for item in row.group.tuned],
                   "cells": {column.id: cell_record(row.cells[column.id]) for column in table.columns}}
                  for row in table.rows],
         "reported": [{"model": row.model, "setting": row.setting, "source": row.source.id,
@@ -56,8 +58,32 @@ def board_record(board: Board, tables: list[Table]) -> dict[str, Any]:
         "sha256": board.sha256, "page": f"{board.slug}/index.html", "sizes": board.record.get("sizes"),
         "subsets": board.record.get("subsets"), "last_update": board.last_update, "runs": len(board.runs),
         "tables": [table_record(table) for table in tables],
+        "selections": [evidence_record(item) for group in board.groups for item in group.tuned],
+        "hidden_candidates": board.hidden_candidates,
         "reported_sources": [{"id": key, "citation": sources[key].citation, "url": sources[key].url,
                               "notes": sources[key].notes} for key in sorted(sources)],
+    }
+
+
+def evidence_record(item: Tuned) -> dict[str, Any]:
+    """A selection's evidence as data: the criterion, the chosen configuration and every candidate's validation
+    summary, best first. No candidate's test metrics (the tuned row's own cells carry the chosen one's)."""
+    selection, chosen = item.selection, item.selection.selected
+
+    def rounded(summary: dict[str, Any]) -> dict[str, Any]:
+        return {"mean": _round(summary["mean"]), "std": _round(summary["std"]), "n": summary["n"]}
+
+    return {
+        "model": selection.model, "page": item.page, "row_page": f"models/{item.group.slug}.html",
+        "created": selection.data.get("created"), "criterion": selection.criterion,
+        "selected": {"config_id": chosen["config_id"], "overrides": chosen["overrides"],
+                     "text_mode": chosen["text_mode"], "epochs": chosen["epochs"], "valid": rounded(chosen["valid"]),
+                     "run_ids": chosen["run_ids"]},
+        "candidates": [{"config_id": candidate["config_id"], "overrides": candidate["overrides"],
+                        "settings": selection.key_of(candidate["overrides"]).settings_text(),
+                        "valid": rounded(candidate["valid"]), "seeds_done": candidate["seeds_done"],
+                        "seeds_planned": candidate["seeds_planned"], "complete": candidate["complete"],
+                        "competed": selection.competed(candidate)} for candidate in selection.ranked_candidates()],
     }
 
 
@@ -76,22 +102,24 @@ def results_json(boards: list[tuple[Board, list[Table]]]) -> str:
 
 
 def table_csv(table: Table) -> str:
-    """One row per reproduced group then per reported row; per column: mean, std, n, CI, mark, test and p-value."""
+    """One row per reproduced group then per reported row; per column: mean, std, n, CI, mark, test and p-value.
+    `tuned` is "yes" on a row a selection chose on validation; `selection` names its evidence page(s)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["kind", "model", "settings", "text_mode", "epochs", "seeds", "source"]
+    header = ["kind", "model", "settings", "text_mode", "epochs", "seeds", "source", "tuned", "selection"]
     header += [f"{column.id}_{field}" for column in table.columns for field in CELL_FIELDS]
     writer.writerow(header)
     for row in table.rows:
         key = row.group.key
         line = ["reproduced", key.model, key.settings_text(), key.text_mode, _blank(key.epochs),
-                " ".join(map(str, row.seeds)), ""]
+                " ".join(map(str, row.seeds)), "", "yes" if row.group.tuned else "",
+                " ".join(item.page for item in row.group.tuned)]
         for column in table.columns:
             record = cell_record(row.cells[column.id])
             line += [_blank(record[field]) for field in CELL_FIELDS]
         writer.writerow(line)
     for reported in table.reported:
-        line = ["reported", reported.model, reported.setting, "", "", "", reported.source.id]
+        line = ["reported", reported.model, reported.setting, "", "", "", reported.source.id, "", ""]
         for column in table.columns:
             value = reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
             line += [_blank(_round(value))] + [""] * (len(CELL_FIELDS) - 1)

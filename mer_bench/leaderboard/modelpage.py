@@ -150,4 +150,5 @@ def model_page(board: Board, group: Group) -> dict[str, Any]:
         "run_metrics": run_metric_tables(board, group),
         "gates": gate_rows(board, group), "modalities": MODALITIES,
         "probes": probe_rows(group), "probe_columns": PROBES,
+        "tuned": [{"page": f"../{item.page}", "summary": item.summary} for item in group.tuned],
     }

@@ -13,8 +13,10 @@ from typing import Any
 import jinja2
 
 from mer_bench.leaderboard.boards import TRACK_ORDER, Board
+from mer_bench.leaderboard.evidence import evidence_page
 from mer_bench.leaderboard.modelpage import model_page
 from mer_bench.leaderboard.ranking import ALPHA, Table
+from mer_bench.leaderboard.selections import Tuned
 from mer_bench.leaderboard.views import METHOD_TEXT, TRACK_TITLES, table_view
 
 STATIC_FILES = ("board.css", "sort.js")
@@ -52,6 +54,7 @@ def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> st
 def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:
     """`siblings`: boards of the same dataset name built from other data files, linked and never merged."""
     return render("board.html", root="../", board=board, tables=[table_view(table) for table in tables],
+                  tuned=any(group.tuned for group in board.groups),
                   method=METHOD_TEXT, siblings=siblings, alpha=ALPHA, test_name="paired permutation test on "
                   "per-sample predictions, or a paired t-test over seeds where predictions are missing")
 
@@ -60,3 +63,8 @@ def model_pages(board: Board) -> dict[str, str]:
     """{file name: html} for every group of a board."""
     return {f"{group.slug}.html": render("model.html", root="../../", board=board, page=model_page(board, group))
             for group in board.groups}
+
+
+def selection_page(item: Tuned) -> str:
+    """The evidence page of one selection; it sits in <board>/selections/, two folders below the site's top."""
+    return render("selection.html", root="../../", board=item.board, page=evidence_page(item))

@@ -1,11 +1,15 @@
 """Build a static leaderboard site from result files: read, group, aggregate, test, render, write.
 
-The output is a pure function of the result files (and this package): no build time, no absolute paths, stable
-ordering. So rebuilding a published board from its committed result files reproduces it byte for byte.
+The output is a pure function of the result and selection files (and this package): no build time, no absolute
+paths, stable ordering. So rebuilding a published board from its committed files reproduces it byte for byte.
+
+Selection files (from `mer-bench sweep select`) mark the rows they chose as tuned on validation, each linked to an
+evidence page; by default they are read from the `<results>-selections` folder beside each results folder.
 
 Site layout (all links relative):
     index.html, results.json, .nojekyll, static/{board.css,sort.js}
-    <board>/index.html, <board>/results.json, <board>/<board>-<track>.csv, <board>/models/<group>.html
+    <board>/index.html, <board>/results.json, <board>/<board>-<track>.csv, <board>/models/<group>.html,
+    <board>/selections/<model>.html (one per selection shown)
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mer_bench.errors import UserError
-from mer_bench.results import ResultError, RunResult, read_results
+from mer_bench.results import ResultError, RunResult
 
 from mer_bench.leaderboard.boards import Board, deduplicate, make_boards
 from mer_bench.leaderboard.downloads import results_json, table_csv
 from mer_bench.leaderboard.ranking import Table, build_tables
-from mer_bench.leaderboard.render import board_page, index_page, model_pages, static_files
+from mer_bench.leaderboard.render import board_page, index_page, model_pages, selection_page, static_files
 from mer_bench.leaderboard.reported import reported_for
+from mer_bench.leaderboard.selections import (SelectionError, SelectionFile, Tuned, attach_selections,
+                                              hide_unchosen_candidates, read_inputs, sibling_folders)
 from mer_bench.leaderboard.views import csv_name
 
 MANIFEST = ".leaderboard-files"    # the files the last build wrote; lets a rebuild remove stale pages safely
@@ -36,15 +42,33 @@ class BuildReport:
     duplicates: int = 0
     boards: list[tuple[Board, list[Table]]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
+    selection_folders: list[Path] = field(default_factory=list)       # where selection files were looked for
+    selections_read: int = 0
+    skipped_selections: list[SelectionError] = field(default_factory=list)   # unreadable, malformed or unmatched
+    tuned: list[Tuned] = field(default_factory=list)                  # selections shown as tuned rows
+    hidden: int = 0                                                   # rows of unchosen candidates left out
 
 
-def render_site(results: Iterable[RunResult]) -> tuple[dict[str, bytes], list[tuple[Board, list[Table]]], int]:
-    """({relative path: content}, boards with their tables, duplicates dropped) for the given results."""
-    unique, duplicates = deduplicate(results)
-    boards = [(board, build_tables(board, reported_for(board.dataset, board.synthetic)))
-              for board in make_boards(unique)]
+def render_site(results: Iterable[RunResult], selections: Iterable[SelectionFile] = (),
+                tuned_only: bool = False) -> BuildReport:
+    """The site's files for the given results and selections (nothing is read or written here). `tuned_only` leaves
+    out the rows of configurations a selection considered but did not choose."""
+    report = BuildReport()
+    unique, report.duplicates = deduplicate(results)
+    boards = make_boards(unique)
+    report.tuned, report.skipped_selections = attach_selections(boards, selections)
+    if tuned_only:
+        report.hidden = hide_unchosen_candidates(report.tuned)
+    report.boards = [(board, build_tables(board, reported_for(board.dataset, board.synthetic))) for board in boards]
+    report.files = site_files(report.boards, report.tuned)
+    return report
+
+
+def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> dict[str, bytes]:
+    """{relative path: content} of every file of the site."""
     by_slug = {board.slug: board for board, _ in boards}
-    files: dict[str, str] = {".nojekyll": "", "index.html": index_page(boards, len(unique)),
+    runs = sum(len(board.runs) for board, _ in boards)
+    files: dict[str, str] = {".nojekyll": "", "index.html": index_page(boards, runs),
                              "results.json": results_json(boards)}
     files.update({f"static/{name}": text for name, text in static_files().items()})
     for board, tables in boards:
@@ -55,20 +79,31 @@ def render_site(results: Iterable[RunResult]) -> tuple[dict[str, bytes], list[tu
             files[f"{board.slug}/{csv_name(board, table.track)}"] = table_csv(table)
         for name, html in model_pages(board).items():
             files[f"{board.slug}/models/{name}"] = html
+    for item in tuned:
+        files[f"{item.board.slug}/{item.page}"] = selection_page(item)
     files[MANIFEST] = "".join(f"{path}\n" for path in sorted(files))
-    return {path: text.encode("utf-8") for path, text in files.items()}, boards, duplicates
+    return {path: text.encode("utf-8") for path, text in files.items()}
 
 
-def build_site(paths: Iterable[Path], out: Path) -> BuildReport:
-    """Read every result file under `paths` (bad ones are skipped and reported), then write the site to `out`."""
+def build_site(paths: Iterable[Path], out: Path, selections: Iterable[Path] | None = None, *,
+               tuned_only: bool = False, ignore_selections: bool = False) -> BuildReport:
+    """Read every result file under `paths` and every selection file under `selections` (default: the
+    `<results>-selections` folder beside each results folder), then write the site to `out`. Bad files of either
+    kind are skipped and reported; `ignore_selections` reads no selection files at all."""
     paths = list(paths)
-    results, problems = read_results(paths)
-    if not results:
-        skipped = "".join(f"; skipped {problem}" for problem in problems)
+    folders = [] if ignore_selections else sibling_folders(paths) if selections is None else list(selections)
+    inputs = read_inputs(paths, folders)
+    if ignore_selections:    # selection files found among the results are recognised, then left unused
+        inputs.selections, inputs.selection_problems = [], []
+    if not inputs.results:
+        skipped = "".join(f"; skipped {problem}" for problem in inputs.result_problems)
         raise UserError(f"No readable result files under {', '.join(map(str, paths))}; nothing to build{skipped}")
-    files, boards, duplicates = render_site(results)
-    write_files(Path(out), files)
-    return BuildReport(len(results), problems, duplicates, boards, files)
+    report = render_site(inputs.results, inputs.selections, tuned_only)
+    report.results, report.skipped, report.selection_folders = len(inputs.results), inputs.result_problems, folders
+    report.selections_read = len(inputs.selections) + len(inputs.selection_problems)
+    report.skipped_selections = inputs.selection_problems + report.skipped_selections
+    write_files(Path(out), report.files)
+    return report
 
 
 def write_files(out: Path, files: dict[str, bytes]) -> None:

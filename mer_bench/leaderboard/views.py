@@ -85,6 +85,7 @@ def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
     group = row.group
     return {"model": group.key.model, "settings": group.key.settings_text(), "page": f"models/{group.slug}.html",
             "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
+            "tuned": [{"page": item.page, "summary": item.summary} for item in group.tuned],
             "cells": [cell_view(row.cells[column.id], column, len(row.seeds)) for column in columns]}
 
 
