@@ -15,7 +15,7 @@ from torch import nn
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, LSTMEncoder, length_mask, segment_means
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key
+from mer_bench_baselines.training_loop import BaselineModel
 
 
 @dataclass
@@ -78,13 +78,6 @@ class EFLSTM(BaselineModel):
     Config = EFLSTMConfig
     smoke_settings = {"hidden_dims": 8, "num_layers": 2, "batch_size": 16}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> EFLSTMConfig:
-        return EFLSTMConfig(**PRESETS[preset_key(info, PRESETS)])
+    presets = PRESETS
+    network_class = EFLSTMNetwork
 
-    def build_network(self) -> nn.Module:
-        return EFLSTMNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        return LoopSettings(batch_size=self.config.batch_size, max_epochs=self.config.max_epochs,
-                            patience=self.config.patience)

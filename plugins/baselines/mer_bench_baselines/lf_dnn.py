@@ -14,7 +14,7 @@ from torch import nn
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key
+from mer_bench_baselines.training_loop import BaselineModel
 
 
 @dataclass
@@ -72,13 +72,6 @@ class LFDNN(BaselineModel):
     Config = LFDNNConfig
     smoke_settings = {"hidden_dims": (8, 4, 4), "text_out": 8, "post_fusion_dim": 8, "batch_size": 16}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> LFDNNConfig:
-        return LFDNNConfig(**PRESETS[preset_key(info, PRESETS)])
+    presets = PRESETS
+    network_class = LFDNNNetwork
 
-    def build_network(self) -> nn.Module:
-        return LFDNNNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        return LoopSettings(batch_size=self.config.batch_size, max_epochs=self.config.max_epochs,
-                            patience=self.config.patience)

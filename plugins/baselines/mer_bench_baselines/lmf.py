@@ -17,7 +17,7 @@ from torch import nn
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
 from mer_bench_baselines.tfn import with_one
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key, trainable
+from mer_bench_baselines.training_loop import BaselineModel, trainable
 
 
 @dataclass
@@ -83,16 +83,8 @@ class LMF(BaselineModel):
     Config = LMFConfig
     smoke_settings = {"hidden_dims": (8, 4, 4), "rank": 2, "batch_size": 16}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> LMFConfig:
-        return LMFConfig(**PRESETS[preset_key(info, PRESETS)])
-
-    def build_network(self) -> nn.Module:
-        return LMFNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        return LoopSettings(batch_size=self.config.batch_size, max_epochs=self.config.max_epochs,
-                            patience=self.config.patience)
+    presets = PRESETS
+    network_class = LMFNetwork
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Fusion factors, rank weights and bias at `factor_lr`; the subnetworks at `learning_rate`."""

@@ -10,6 +10,8 @@ MMSA's (`config_regression.json`, `misa`).
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, TextInput, masked_mean
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key
+from mer_bench_baselines.training_loop import BaselineModel, LoopSettings
 
 MODALITIES = ("text", "audio", "vision")
 CMD_MOMENTS = 5     # central moments matched by the similarity loss (the paper's K)
@@ -144,17 +146,12 @@ class MISA(BaselineModel):
     text_modes = ("features", "bert")
     smoke_settings = {"hidden_size": 8, "batch_size": 16, "accumulation": 1}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> MISAConfig:
-        return MISAConfig(**PRESETS[preset_key(info, PRESETS)])
-
-    def build_network(self) -> nn.Module:
-        return MISANetwork(self.info, self.config)
+    presets = PRESETS
+    network_class = MISANetwork
 
     def loop_settings(self) -> LoopSettings:
-        c = self.config   # MSE is MISA's task loss (paper, and MMSA's trainer), so it also selects the epoch
-        return LoopSettings(batch_size=c.batch_size, max_epochs=c.max_epochs, patience=c.patience,
-                            grad_clip=c.grad_clip, accumulation=c.accumulation, valid_loss="mse")
+        # MSE is MISA's task loss (paper, and MMSA's trainer), so it also selects the epoch.
+        return dataclasses.replace(super().loop_settings(), valid_loss="mse")
 
     def training_loss(self, inputs: Inputs, outputs: dict[str, torch.Tensor], epoch: int) -> torch.Tensor:
         c = self.config

@@ -17,7 +17,7 @@ from torch import nn
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, last_valid, length_mask, sinusoidal_positions
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key
+from mer_bench_baselines.training_loop import BaselineModel
 
 
 @dataclass
@@ -167,14 +167,6 @@ class MulT(BaselineModel):
     Config = MulTConfig
     smoke_settings = {"dst_feature_dim_nheads": (8, 2), "nlevels": 1, "batch_size": 16, "accumulation": 1}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> MulTConfig:
-        return MulTConfig(**PRESETS[preset_key(info, PRESETS)])
+    presets = PRESETS
+    network_class = MulTNetwork
 
-    def build_network(self) -> nn.Module:
-        return MulTNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        c = self.config
-        return LoopSettings(batch_size=c.batch_size, max_epochs=c.max_epochs, patience=c.patience,
-                            grad_clip=c.grad_clip, accumulation=c.accumulation, plateau_patience=c.plateau_patience)

@@ -20,7 +20,7 @@ from torch import nn
 from mer_bench.model import DataInfo, FitContext
 from mer_bench_baselines.common import Inputs, LSTMEncoder, TextInput, masked_mean
 from mer_bench_baselines.self_mm_labels import TASKS, UnimodalLabelGenerator
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key, trainable
+from mer_bench_baselines.training_loop import BaselineModel, trainable
 
 NO_DECAY = ("bias", "LayerNorm.bias", "LayerNorm.weight")   # BERT parameters trained without weight decay
 
@@ -139,12 +139,14 @@ class SelfMM(BaselineModel):
     smoke_settings = {"a_lstm_hidden_size": 4, "v_lstm_hidden_size": 4, "audio_out": 4, "video_out": 4,
                       "post_fusion_dim": 8, "post_text_dim": 8, "post_audio_dim": 4, "post_video_dim": 4,
                       "batch_size": 16, "accumulation": 1}
+    presets = PRESETS
+    network_class = SelfMMNetwork
 
     @classmethod
     def default_config(cls, info: DataInfo) -> SelfMMConfig:
         # The paper reads BERT's [CLS] state, which fine-tuning shapes; precomputed (frozen) BERT features carry the
         # sentence better as a mean over tokens, so "features" mode pools by mean.
-        config = SelfMMConfig(**PRESETS[preset_key(info, PRESETS)])
+        config = super().default_config(info)
         return dataclasses.replace(config, text_pooling="cls" if info.text_mode == "bert" else "mean")
 
     def __init__(self, config: SelfMMConfig, info: DataInfo):
@@ -153,13 +155,6 @@ class SelfMM(BaselineModel):
         super().__init__(config, info)
         self.labels: UnimodalLabelGenerator | None = None     # training-time state, built in on_fit_start
 
-    def build_network(self) -> nn.Module:
-        return SelfMMNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        c = self.config
-        return LoopSettings(batch_size=c.batch_size, max_epochs=c.max_epochs, patience=c.patience,
-                            accumulation=c.accumulation)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         c, network = self.config, self.network

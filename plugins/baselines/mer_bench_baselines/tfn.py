@@ -15,7 +15,7 @@ from torch import nn
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings, preset_key
+from mer_bench_baselines.training_loop import BaselineModel
 
 
 @dataclass
@@ -80,13 +80,6 @@ class TFN(BaselineModel):
     Config = TFNConfig
     smoke_settings = {"hidden_dims": (8, 4, 4), "text_out": 4, "post_fusion_dim": 8, "batch_size": 16}
 
-    @classmethod
-    def default_config(cls, info: DataInfo) -> TFNConfig:
-        return TFNConfig(**PRESETS[preset_key(info, PRESETS)])
+    presets = PRESETS
+    network_class = TFNNetwork
 
-    def build_network(self) -> nn.Module:
-        return TFNNetwork(self.info, self.config)
-
-    def loop_settings(self) -> LoopSettings:
-        return LoopSettings(batch_size=self.config.batch_size, max_epochs=self.config.max_epochs,
-                            patience=self.config.patience)

@@ -10,10 +10,9 @@ regression at a precision that changes results); only BERT runs under autocast (
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -45,18 +44,26 @@ class BaselineModel(TorchModel):
     """A regression baseline: subclasses build `self.network` and say how to compute outputs and the loss."""
 
     outputs = frozenset({"score"})
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}   # per-dataset config values, chosen by `preset_key`
+    network_class: ClassVar[type[nn.Module]]             # built as network_class(info, config)
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__(config, info)
         self.network = self.build_network()
 
-    @abc.abstractmethod
+    @classmethod
+    def default_config(cls, info: DataInfo) -> Any:
+        """The preset of this dataset (MMSA's per-dataset values), else of its label style."""
+        return cls.Config(**cls.presets[preset_key(info, cls.presets)]) if cls.presets else cls.Config()
+
     def build_network(self) -> nn.Module:
         """The trainable module; `forward` below receives an `Inputs` batch."""
+        return self.network_class(self.info, self.config)
 
-    @abc.abstractmethod
     def loop_settings(self) -> LoopSettings:
-        """Batch size, epochs, patience and the rest of the loop's knobs, from the config."""
+        """The loop's knobs, read from the config fields of the same names (batch_size, max_epochs, ...)."""
+        names = {f.name for f in fields(LoopSettings)}
+        return LoopSettings(**{name: getattr(self.config, name) for name in names if hasattr(self.config, name)})
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
         """Outputs of a batch; must contain "score": (B,) predicted sentiment."""

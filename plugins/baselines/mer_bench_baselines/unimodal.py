@@ -14,7 +14,7 @@ from torch import nn
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, LSTMEncoder
-from mer_bench_baselines.training_loop import BaselineModel, LoopSettings
+from mer_bench_baselines.training_loop import BaselineModel
 
 MODALITY_INDEX = {"text": 0, "audio": 1, "vision": 2}
 
@@ -61,9 +61,6 @@ class UnimodalModel(BaselineModel):
     def build_network(self) -> nn.Module:
         return UnimodalNetwork(self.modality, self.info.feature_dims[MODALITY_INDEX[self.modality]], self.config)
 
-    def loop_settings(self) -> LoopSettings:
-        return LoopSettings(batch_size=self.config.batch_size, max_epochs=self.config.max_epochs,
-                            patience=self.config.patience)
 
 
 class UnimodalText(UnimodalModel):
