@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mer_bench_cmc.attention import _BlockDropoutAttention, attention, dropout_mask
+from mer_bench_cmc.attention import _BlockDropoutAttention, _for_each_block, attention, dropout_mask
 
 
 def inputs(n=3, length=7, width=4, dtype=torch.float64):
@@ -63,9 +63,26 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
         for count in (1, 2):
             torch.set_num_threads(count)
             out = _BlockDropoutAttention.apply(q, k, v, None, 0.2, 9)
-            results.append((out, *torch.autograd.grad(out.sum(), (q, k, v))))
+            assert out.grad_fn is not None and out.grad_fn.name().startswith("_BlockDropoutAttention")
+            (out * out).sum().backward()                                # as training does: grads into leaves
+            results.append((out.detach(), q.grad.clone(), k.grad.clone(), v.grad.clone()))
+            q.grad = k.grad = v.grad = None
             assert torch.get_num_threads() == count                     # restored after the worker threads
     finally:
         torch.set_num_threads(threads)
     for single, shared in zip(*results):
         torch.testing.assert_close(single, shared)
+
+
+def test_worker_threads_record_no_autograd_graph(monkeypatch):
+    # Grad mode is per thread and on in new threads; blocks recording graphs from two threads at once corrupt
+    # autograd state (seen as "a leaf Variable that requires grad is being used in an in-place operation").
+    monkeypatch.setattr("mer_bench_cmc.attention.BLOCK_ELEMENTS", 12)
+    threads = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(2)
+        _for_each_block(lambda index, group, rows: seen.append(torch.is_grad_enabled()), 4, 7)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and not any(seen)

@@ -72,9 +72,17 @@ def _for_each_block(work, n: int, length: int) -> None:
     torch.set_num_threads(1)        # restored below; operations started by the workers then run single-threaded
     try:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda share: [work(*block) for block in share], shares))
+            list(pool.map(lambda share: _run_share(work, share), shares))
     finally:
         torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def _run_share(work, share: list) -> None:
+    """A worker's blocks. Grad mode is per thread and on in a new one; these blocks compute values only (the forward
+    and backward of an autograd Function), so no graph may be recorded here."""
+    for block in share:
+        work(*block)
 
 
 def _generator(seed: int, block: int) -> np.random.BitGenerator:
