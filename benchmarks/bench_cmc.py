@@ -235,11 +235,11 @@ def report(results: list[CaseResult], official: dict[str, float]) -> None:
     for result in results:
         case = result.case
         for stage, times in result.wall.items():
-            seconds = steady(times)
             label = stage.split(":")[0] if stage.startswith("stage") else "once"
+            seconds = steady(times) if label != "once" else sum(times)
             dropout = "on" if case.attention_dropout else "off"
             line = (f"{case.cut:<5} {case.device:<6} {case.text_mode:<8} {dropout:<9} {label:<8} {seconds:>8.2f} "
-                    f"{steady(result.cpu[stage]):>8.2f} {times[0]:>7.2f}")
+                    f"{(steady if label != 'once' else sum)(result.cpu[stage]):>8.2f} {times[0]:>7.2f}")
             if label == "once":
                 print(f"{line} {'':>9} {'':>8}  ({stage}, once per run)")
                 continue
