@@ -116,3 +116,15 @@ def test_cli_runs_cmc_on_a_sims_v2_file_with_a_local_bert(tmp_path, tiny_bert_di
     assert result["spec"]["text_mode"] == "bert"
     assert len(result["predictions"]["extras"]["gates"]) == 12
     assert {"all", "consistent", "inconsistent", "text-conflict"} <= set(result["metrics"]["test"])
+
+
+def test_every_fix_and_speed_option_trains(tiny_data, tiny_bert_dir, tmp_path):
+    options = {**get_catalog().model("cmc").value.smoke_settings, "cache_frozen_bert": False,
+               "finetune_bert_stage2": False, "masked_pooling": True, "ema_buffers": "copy",
+               "valid_targets": "fixed", "label_snapshot": "per-modality", "top_k": 2,
+               "mask_unselected_experts": True, "attention_dropout": False}
+    model, progress = fit("cmc", tiny_data, "bert", tiny_bert_dir, tmp_path, max_epochs=1, **options)
+    assert "frozen BERT features" not in [stage for stage, _, _ in progress.stages]   # BERT ran per batch instead
+    predictions = model.predict(tiny_data.test)
+    assert torch.isfinite(predictions.probs).all()
+    assert ((predictions.extras["gates"] == 0).sum(dim=1) == 1).all()              # top-2 of 3 experts
