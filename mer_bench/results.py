@@ -143,13 +143,21 @@ def validate(data: Any, source: str) -> None:
     if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
         raise ResultError(f"{source}: schema_version {data.get('schema_version')!r} is not supported "
                           f"(this mer-bench reads version {SCHEMA_VERSION}).")
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+    error = schema_problem(_VALIDATOR, data)
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ResultError(f"{source}: not a valid result file at '{where}': {error.message}")
+        raise ResultError(f"{source}: not a valid result file at {error}")
     problem = _check_predictions(data["predictions"])
     if problem:
         raise ResultError(f"{source}: not a valid result file at 'predictions': {problem}")
+
+
+def schema_problem(validator: jsonschema.protocols.Validator, data: Any) -> str | None:
+    """"'<path>': <message>" of the most relevant schema violation, or None when `data` is valid."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+    return f"'{where}': {error.message}"
 
 
 def _check_predictions(predictions: dict[str, Any]) -> str | None:

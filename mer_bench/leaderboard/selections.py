@@ -29,7 +29,7 @@ import jsonschema
 
 from mer_bench.errors import UserError
 from mer_bench.metrics import METRICS
-from mer_bench.results import ResultError, RunResult, read_result, result_files
+from mer_bench.results import ResultError, RunResult, read_result, result_files, schema_problem
 from mer_bench.stats import mean_std
 
 from mer_bench.leaderboard.boards import TRACK_ORDER, Board, Group, GroupKey, safe_slug, short_hash
@@ -169,10 +169,9 @@ def parse_selection(data: Any, path: Path) -> SelectionFile:
     if isinstance(data, dict) and data.get("format") == SELECTION_FORMAT and data.get("version") != SELECTION_VERSION:
         raise SelectionError(f"{path}: selection file version {data.get('version')!r} is not supported (this "
                              f"mer-bench reads version {SELECTION_VERSION}).")
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+    error = schema_problem(_VALIDATOR, data)
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise SelectionError(f"{path}: not a valid selection file at '{where}': {error.message}")
+        raise SelectionError(f"{path}: not a valid selection file at {error}")
     if data["selected"]["config_id"] not in {candidate["config_id"] for candidate in data["candidates"]}:
         raise SelectionError(f"{path}: not a valid selection file: the selected configuration "
                              f"{data['selected']['config_id']} is not among its candidates.")

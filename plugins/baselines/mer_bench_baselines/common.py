@@ -178,6 +178,33 @@ class MLPSubNet(nn.Module):
         return self.layers(self.norm(x))
 
 
+class SubnetEncoders(nn.Module):
+    """The three subnetworks TFN, LMF and LF-DNN share, which each then fuse in their own way: audio and vision MLPs
+    over the time-averaged frames (true lengths only) and an LSTM over the text."""
+
+    def __init__(self, info: DataInfo, hidden_dims: tuple[int, int, int], dropouts: tuple[float, float, float],
+                 text_out: int):
+        super().__init__()
+        text_in, audio_in, vision_in = info.feature_dims
+        text_hidden, audio_hidden, vision_hidden = hidden_dims          # (text, audio, vision), as MMSA orders them
+        audio_drop, vision_drop, text_drop = dropouts                   # (audio, vision, text), likewise
+        self.audio_subnet = MLPSubNet(audio_in, audio_hidden, audio_drop)
+        self.vision_subnet = MLPSubNet(vision_in, vision_hidden, vision_drop)
+        self.text_subnet = TextSubNet(text_in, text_hidden, text_out, text_drop)
+
+    def forward(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(audio (B, Ha), vision (B, Hv), text (B, text_out))"""
+        audio = self.audio_subnet(masked_mean(inputs.audio, inputs.audio_lengths))
+        vision = self.vision_subnet(masked_mean(inputs.vision, inputs.vision_lengths))
+        return audio, vision, self.text_subnet(inputs.text, inputs.text_lengths)
+
+
+def regression_head(in_size: int, hidden_size: int, dropout: float) -> nn.Sequential:
+    """The post-fusion MLP of TFN and LF-DNN: dropout, two ReLU layers, one output. (B, in_size) -> (B, 1)"""
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_size, hidden_size), nn.ReLU(),
+                         nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, 1))
+
+
 class TextInput(nn.Module):
     """The word-level text sequence a model starts from: precomputed features, or BERT (fine-tuned) over token ids."""
 

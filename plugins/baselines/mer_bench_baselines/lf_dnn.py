@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mer_bench.model import DataInfo
-from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
+from mer_bench_baselines.common import Inputs, SubnetEncoders, regression_head
 from mer_bench_baselines.training_loop import BaselineModel
 
 
@@ -47,22 +47,13 @@ PRESETS = {   # MMSA's per-dataset values; "synthetic" is ours, sized for two CP
 class LFDNNNetwork(nn.Module):
     def __init__(self, info: DataInfo, config: LFDNNConfig):
         super().__init__()
-        text_in, audio_in, vision_in = info.feature_dims
-        text_hidden, audio_hidden, vision_hidden = config.hidden_dims
-        audio_drop, vision_drop, text_drop, fusion_drop = config.dropouts
-        self.audio_subnet = MLPSubNet(audio_in, audio_hidden, audio_drop)
-        self.vision_subnet = MLPSubNet(vision_in, vision_hidden, vision_drop)
-        self.text_subnet = TextSubNet(text_in, text_hidden, config.text_out, text_drop)
+        _, audio_hidden, vision_hidden = config.hidden_dims
+        self.subnets = SubnetEncoders(info, config.hidden_dims, config.dropouts[:3], config.text_out)
         fused = config.text_out + audio_hidden + vision_hidden
-        self.fusion = nn.Sequential(
-            nn.Dropout(fusion_drop), nn.Linear(fused, config.post_fusion_dim), nn.ReLU(),
-            nn.Linear(config.post_fusion_dim, config.post_fusion_dim), nn.ReLU(),
-            nn.Linear(config.post_fusion_dim, 1))
+        self.fusion = regression_head(fused, config.post_fusion_dim, config.dropouts[3])
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
-        audio = self.audio_subnet(masked_mean(inputs.audio, inputs.audio_lengths))       # (B, Ha)
-        vision = self.vision_subnet(masked_mean(inputs.vision, inputs.vision_lengths))   # (B, Hv)
-        text = self.text_subnet(inputs.text, inputs.text_lengths)                        # (B, text_out)
+        audio, vision, text = self.subnets(inputs)                        # (B, Ha), (B, Hv), (B, text_out)
         return {"score": self.fusion(torch.cat([audio, vision, text], dim=-1)).squeeze(-1)}
 
 

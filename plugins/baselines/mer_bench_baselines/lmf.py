@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from mer_bench.model import DataInfo
-from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
+from mer_bench_baselines.common import Inputs, SubnetEncoders
 from mer_bench_baselines.tfn import with_one
 from mer_bench_baselines.training_loop import BaselineModel, trainable
 
@@ -50,13 +50,9 @@ PRESETS = {   # MMSA's per-dataset values; "synthetic" is ours, sized for two CP
 class LMFNetwork(nn.Module):
     def __init__(self, info: DataInfo, config: LMFConfig):
         super().__init__()
-        text_in, audio_in, vision_in = info.feature_dims
         text_hidden, audio_hidden, vision_hidden = config.hidden_dims
-        audio_drop, vision_drop, text_drop = config.dropouts
         text_out = text_hidden // 2
-        self.audio_subnet = MLPSubNet(audio_in, audio_hidden, audio_drop)
-        self.vision_subnet = MLPSubNet(vision_in, vision_hidden, vision_drop)
-        self.text_subnet = TextSubNet(text_in, text_hidden, text_out, text_drop)
+        self.subnets = SubnetEncoders(info, config.hidden_dims, config.dropouts, text_out)
         self.audio_factor = nn.Parameter(nn.init.xavier_normal_(torch.empty(config.rank, audio_hidden + 1, 1)))
         self.vision_factor = nn.Parameter(nn.init.xavier_normal_(torch.empty(config.rank, vision_hidden + 1, 1)))
         self.text_factor = nn.Parameter(nn.init.xavier_normal_(torch.empty(config.rank, text_out + 1, 1)))
@@ -67,9 +63,7 @@ class LMFNetwork(nn.Module):
         return [self.audio_factor, self.vision_factor, self.text_factor, self.rank_weights, self.bias]
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
-        audio = with_one(self.audio_subnet(masked_mean(inputs.audio, inputs.audio_lengths)))       # (B, Ha+1)
-        vision = with_one(self.vision_subnet(masked_mean(inputs.vision, inputs.vision_lengths)))   # (B, Hv+1)
-        text = with_one(self.text_subnet(inputs.text, inputs.text_lengths))                        # (B, Ht/2+1)
+        audio, vision, text = map(with_one, self.subnets(inputs))           # (B, Ha+1), (B, Hv+1), (B, Ht/2+1)
         # (B, D) @ (R, D, 1) -> (R, B, 1) per modality; their product is the rank-R view of the fused tensor
         fused = torch.matmul(audio, self.audio_factor) * torch.matmul(vision, self.vision_factor) \
             * torch.matmul(text, self.text_factor)

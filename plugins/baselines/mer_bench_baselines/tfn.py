@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mer_bench.model import DataInfo
-from mer_bench_baselines.common import Inputs, MLPSubNet, TextSubNet, masked_mean
+from mer_bench_baselines.common import Inputs, SubnetEncoders, regression_head
 from mer_bench_baselines.training_loop import BaselineModel
 
 
@@ -52,23 +52,14 @@ def with_one(x: torch.Tensor) -> torch.Tensor:
 class TFNNetwork(nn.Module):
     def __init__(self, info: DataInfo, config: TFNConfig):
         super().__init__()
-        text_in, audio_in, vision_in = info.feature_dims
-        text_hidden, audio_hidden, vision_hidden = config.hidden_dims
-        audio_drop, vision_drop, text_drop, fusion_drop = config.dropouts
-        self.audio_subnet = MLPSubNet(audio_in, audio_hidden, audio_drop)
-        self.vision_subnet = MLPSubNet(vision_in, vision_hidden, vision_drop)
-        self.text_subnet = TextSubNet(text_in, text_hidden, config.text_out, text_drop)
+        _, audio_hidden, vision_hidden = config.hidden_dims
+        self.subnets = SubnetEncoders(info, config.hidden_dims, config.dropouts[:3], config.text_out)
         fused = (config.text_out + 1) * (audio_hidden + 1) * (vision_hidden + 1)
-        self.post_fusion = nn.Sequential(
-            nn.Dropout(fusion_drop), nn.Linear(fused, config.post_fusion_dim), nn.ReLU(),
-            nn.Linear(config.post_fusion_dim, config.post_fusion_dim), nn.ReLU(),
-            nn.Linear(config.post_fusion_dim, 1))
+        self.post_fusion = regression_head(fused, config.post_fusion_dim, config.dropouts[3])
         self.low, self.high = info.label_range    # the sigmoid output is stretched over the dataset's label range
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
-        audio = with_one(self.audio_subnet(masked_mean(inputs.audio, inputs.audio_lengths)))       # (B, Ha+1)
-        vision = with_one(self.vision_subnet(masked_mean(inputs.vision, inputs.vision_lengths)))   # (B, Hv+1)
-        text = with_one(self.text_subnet(inputs.text, inputs.text_lengths))                        # (B, To+1)
+        audio, vision, text = map(with_one, self.subnets(inputs))           # (B, Ha+1), (B, Hv+1), (B, To+1)
         fusion = torch.einsum("ba,bv,bt->bavt", audio, vision, text).flatten(1)    # (B, (Ha+1)(Hv+1)(To+1))
         unit = torch.sigmoid(self.post_fusion(fusion).squeeze(-1))                  # (B,) in (0, 1)
         return {"score": self.low + (self.high - self.low) * unit}
