@@ -32,6 +32,7 @@ import torch
 
 from mer_bench.data.specs import DatasetSpec
 from mer_bench.data.split import SPLITS, MERData, Split
+from mer_bench.results import write_json_atomic
 
 CACHE_VARIABLE = "MER_BENCH_CACHE"
 FORMAT_VERSION = 1
@@ -133,26 +134,30 @@ def entries_for_path(root: Path, spec: DatasetSpec, path: Path) -> list[Entry]:
     """Entries that list this path among their fingerprints, whatever its content or the spec was then. A prepared
     path stays prepared: when its source changes these are the entries to replace."""
     resolved = str(Path(path).resolve())
-    return [entry for entry in _all_entries(root, spec.name)
-            if any(isinstance(fp, dict) and fp.get("path") == resolved for fp in entry.manifest.get("fingerprints", []))]
+    return [entry for entry in _all_entries(root, spec.name) if any(fp.path == resolved for fp in entry.fingerprints())]
 
 
 def forget_path(root: Path, entry: Entry, path: Path) -> None:
     """Drop this path's fingerprint from an entry; an entry no path refers to any more is deleted."""
-    resolved = str(Path(path).resolve())
-    kept = [fp for fp in entry.manifest.get("fingerprints", []) if not (isinstance(fp, dict) and
-                                                                        fp.get("path") == resolved)]
+    kept = _other_paths(entry, str(Path(path).resolve()))
     if kept:
-        _write_json_atomic(entry.folder / "manifest.json", {**entry.manifest, "fingerprints": kept})
+        _with_fingerprints(entry, kept)
     elif entry.folder.parent.resolve() == Path(root).resolve():   # never delete outside the cache root
         shutil.rmtree(entry.folder, ignore_errors=True)
 
 
 def add_fingerprint(entry: Entry, fingerprint: Fingerprint) -> Entry:
     """Record that a source with this fingerprint has the entry's checksum (rewrites the manifest atomically)."""
-    resolved = [fp for fp in entry.fingerprints() if fp.path != fingerprint.path] + [fingerprint]
-    manifest = {**entry.manifest, "fingerprints": [dataclasses.asdict(fp) for fp in resolved]}
-    _write_json_atomic(entry.folder / "manifest.json", manifest)
+    return _with_fingerprints(entry, _other_paths(entry, fingerprint.path) + [fingerprint])
+
+
+def _other_paths(entry: Entry, resolved: str) -> list[Fingerprint]:
+    return [fp for fp in entry.fingerprints() if fp.path != resolved]
+
+
+def _with_fingerprints(entry: Entry, fingerprints: list[Fingerprint]) -> Entry:
+    manifest = {**entry.manifest, "fingerprints": [dataclasses.asdict(fp) for fp in fingerprints]}
+    write_json_atomic(entry.folder / "manifest.json", manifest)
     return Entry(entry.folder, manifest)
 
 
@@ -172,7 +177,7 @@ def write_entry(root: Path, data: MERData, fingerprint: Fingerprint, replace: bo
                     "source": {"sha256": data.sha256, "path": fingerprint.path},
                     "fingerprints": [dataclasses.asdict(fingerprint)], "notes": list(data.notes), "files": files,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _write_json_atomic(temporary / "manifest.json", manifest)
+        write_json_atomic(temporary / "manifest.json", manifest)
         _move_into_place(temporary, final, data.spec, replace)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -220,12 +225,6 @@ def _remove_abandoned_temporaries(root: Path) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             continue
-
-
-def _write_json_atomic(path: Path, value: Any) -> None:
-    temporary = path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}")
-    temporary.write_text(json.dumps(value, indent=1))
-    os.replace(temporary, path)
 
 
 def read_entry(entry: Entry, spec: DatasetSpec, source: str) -> MERData:
