@@ -48,12 +48,11 @@ class Table:
 
 
 def build_table(board: Board, track: str, reported: list[ReportedRow]) -> Table:
-    groups = [group for group in board.groups if group.runs_with(track)]
-    runs = [run for group in groups for run in group.runs_with(track)]
-    columns = track_columns(track, board.style, board.subsets, has_probes(runs, track))
-    rows = [Row(group, {column.id: Cell(summarize([column_value(run, track, column)
-                                                     for run in group.runs_with(track)])) for column in columns},
-                [run.spec.seed for run in group.runs_with(track)]) for group in groups]
+    groups = [(group, runs) for group in board.groups if (runs := group.runs_with(track))]
+    columns = track_columns(track, board.style, board.subsets,
+                            has_probes([run for _, runs in groups for run in runs], track))
+    rows = [Row(group, {column.id: Cell(summarize([column_value(run, track, column) for run in runs]))
+                        for column in columns}, [run.spec.seed for run in runs]) for group, runs in groups]
     table = Table(board, track, columns, rows, reported)
     table.rows.sort(key=lambda row: _rank_key(row, table.main_column))
     for column in columns:
