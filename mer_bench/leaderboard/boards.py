@@ -14,14 +14,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mer_bench.metrics import TRACKS
 from mer_bench.results import RunResult
 
 if TYPE_CHECKING:   # selections imports this module
     from mer_bench.leaderboard.selections import Tuned
 
 TRACK_OUTPUTS = {"regression": "score", "classification": "probs"}
-TRACK_ORDER = ("regression", "classification")
+TRACK_ORDER = TRACKS   # display order of the track tables
 SUBSET_ORDER = ("consistent", "inconsistent", "text-conflict")   # as mer_bench.data.subsets builds them
+
+
+def subset_rank(name: str) -> tuple[int, str]:
+    """Sort key of a test subset: the standard ones first in their usual order, then any other by name."""
+    return (SUBSET_ORDER.index(name) if name in SUBSET_ORDER else 99, name)
+
+
+def newest_run(runs: Iterable[RunResult]) -> RunResult:
+    """The run created last (the run id breaks ties, so the choice does not depend on reading order)."""
+    return max(runs, key=lambda run: (run.created, run.run_id))
 
 
 def short_hash(text: str, length: int = 8) -> str:
@@ -84,6 +95,11 @@ class Group:
     def seeds(self) -> list[int]:
         return [run.spec.seed for run in self.runs]
 
+    @property
+    def page(self) -> str:
+        """The group's model page, relative to its board's folder."""
+        return f"models/{self.slug}.html"
+
     def runs_with(self, track: str) -> list[RunResult]:
         return [run for run in self.runs if track in run.metrics["test"].get("all", {})]
 
@@ -114,8 +130,7 @@ class Board:
     @property
     def subsets(self) -> list[str]:
         """Test subsets of the dataset, the standard ones first in their usual order."""
-        names = (self.record.get("subsets") or {}).keys()
-        return sorted(names, key=lambda name: (SUBSET_ORDER.index(name) if name in SUBSET_ORDER else 99, name))
+        return sorted((self.record.get("subsets") or {}).keys(), key=subset_rank)
 
     @property
     def runs(self) -> list[RunResult]:
@@ -152,8 +167,7 @@ def make_boards(results: Iterable[RunResult]) -> list[Board]:
     boards = []
     for (name, sha256), runs in sorted(by_file.items()):
         slug = safe_slug(name) if names.count(name) == 1 else f"{safe_slug(name)}-{sha256[:8]}"
-        newest = max(runs, key=lambda run: (run.created, run.run_id))
-        boards.append(Board(name, sha256, slug, newest.dataset, make_groups(runs)))
+        boards.append(Board(name, sha256, slug, newest_run(runs).dataset, make_groups(runs)))
     for board in boards:
         board.siblings = [other.slug for other in boards if other.dataset == board.dataset and other is not board]
     return boards

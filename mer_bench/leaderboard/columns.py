@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from mer_bench.metrics import MAIN_METRIC, METRIC_KEYS, METRICS, describe
 from mer_bench.results import RunResult
 
+from mer_bench.leaderboard.reported import ReportedRow
+
 STYLE_NAMES = {"mosi": "MOSI-style", "sims": "SIMS-style"}
 SUBSET_LABELS = {"consistent": "Consistent", "inconsistent": "Inconsistent", "text-conflict": "Text-conflict"}
 SUBSET_MEANINGS = {
@@ -18,6 +20,11 @@ SUBSET_MEANINGS = {
     "inconsistent": "test samples where at least one unimodal label's polarity differs from the multimodal label's",
     "text-conflict": "test samples whose text label's polarity differs from the multimodal label's",
 }
+
+
+def subset_label(subset: str) -> str:
+    """A row label for a test subset; "all" is the whole test split."""
+    return "whole test split" if subset == "all" else SUBSET_LABELS.get(subset, subset)
 
 # (key in result["probes"], header, explanation); a run's probes are measured on one output, named by
 # result["probes"]["track"], so they appear in that track's table.
@@ -95,6 +102,11 @@ def column_value(run: RunResult, track: str, column: Column) -> float | None:
         inconsistent = metric_value(run, track, MAIN_METRIC, "inconsistent")
         return None if consistent is None or inconsistent is None else consistent - inconsistent
     return probe_value(run, column.id.removeprefix("probe:"), track)
+
+
+def reported_value(reported: ReportedRow, column: Column) -> float | None:
+    """The published number of a column: sources publish whole-test-split metrics only."""
+    return reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
 
 
 def has_probes(runs: list[RunResult], track: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from mer_bench.stats import CONFIDENCE, PERMUTATIONS
 
 from mer_bench.leaderboard.boards import Board
+from mer_bench.leaderboard.columns import reported_value
 from mer_bench.leaderboard.ranking import ALPHA, Cell, Table
 from mer_bench.leaderboard.selections import Tuned
 
@@ -40,7 +41,7 @@ def table_record(table: Table) -> dict[str, Any]:
                      "higher_is_better": column.higher_is_better} for column in table.columns],
         "rows": [{"model": row.group.key.model, "settings": row.group.key.settings_text(),
                   "overrides": json.loads(row.group.key.overrides), "text_mode": row.group.key.text_mode,
-                  "epochs": row.group.key.epochs, "seeds": row.seeds, "page": f"models/{row.group.slug}.html",
+                  "epochs": row.group.key.epochs, "seeds": row.seeds, "page": row.group.page,
                   "run_ids": [run.run_id for run in row.group.runs_with(table.track)],
                   "tuned": bool(row.group.tuned), "selections": [item.page for item in row.group.tuned],
                   "cells": {column.id: cell_record(row.cells[column.id]) for column in table.columns}}
@@ -74,7 +75,7 @@ def evidence_record(item: Tuned) -> dict[str, Any]:
         return {"mean": _round(summary["mean"]), "std": _round(summary["std"]), "n": summary["n"]}
 
     return {
-        "model": selection.model, "page": item.page, "row_page": f"models/{item.group.slug}.html",
+        "model": selection.model, "page": item.page, "row_page": item.group.page,
         "created": selection.data.get("created"), "criterion": selection.criterion,
         "selected": {"config_id": chosen["config_id"], "overrides": chosen["overrides"],
                      "text_mode": chosen["text_mode"], "epochs": chosen["epochs"], "valid": rounded(chosen["valid"]),
@@ -121,7 +122,7 @@ def table_csv(table: Table) -> str:
     for reported in table.reported:
         line = ["reported", reported.model, reported.setting, "", "", "", reported.source.id, "", ""]
         for column in table.columns:
-            value = reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
+            value = reported_value(reported, column)
             line += [_blank(_round(value))] + [""] * (len(CELL_FIELDS) - 1)
         writer.writerow(line)
     return buffer.getvalue()

@@ -14,18 +14,15 @@ from typing import Any
 
 from mer_bench.metrics import METRIC_KEYS, METRICS, describe
 
-from mer_bench.leaderboard.boards import SUBSET_ORDER, TRACK_ORDER
-from mer_bench.leaderboard.columns import SUBSET_LABELS
+from mer_bench.leaderboard.boards import TRACK_ORDER, subset_rank
+from mer_bench.leaderboard.columns import subset_label
 from mer_bench.leaderboard.selections import Tuned
-from mer_bench.leaderboard.views import number, sort_value
+from mer_bench.leaderboard.views import mean_std_text, sort_value
 
 
-def summary_text(summary: dict[str, Any], digits: int = 4) -> str:
+def summary_text(summary: dict[str, Any]) -> str:
     """mean ± std of a {mean, std, n} record; "n/a" when undefined."""
-    if summary["mean"] is None:
-        return "n/a"
-    spread = "" if summary["std"] is None else f" ± {number(summary['std'], digits)}"
-    return f"{number(summary['mean'], digits)}{spread}"
+    return mean_std_text(summary["mean"], summary["std"])
 
 
 def criterion_facts(item: Tuned) -> list[tuple[str, str]]:
@@ -67,15 +64,10 @@ def candidate_rows(item: Tuned) -> list[dict[str, Any]]:
     return rows
 
 
-def _ordered_subsets(names: list[str]) -> list[str]:
-    return sorted(names, key=lambda name: (name != "all", SUBSET_ORDER.index(name) if name in SUBSET_ORDER else 99,
-                                           name))
-
-
 def chosen_test_tables(item: Tuned) -> list[dict[str, Any]]:
     """Per track: test metrics of the chosen configuration by subset, as the selection recorded them."""
     test, style = item.selection.selected["test"], item.board.style
-    subsets = _ordered_subsets(list(test))
+    subsets = sorted(test, key=lambda name: (name != "all", *subset_rank(name)))
     tables = []
     for track in TRACK_ORDER:
         present = {key for subset in subsets for key in test[subset].get(track, {})}
@@ -83,7 +75,7 @@ def chosen_test_tables(item: Tuned) -> list[dict[str, Any]]:
             continue
         keys = [key for key in METRIC_KEYS.get((track, style), ()) if key in present]
         keys += sorted(present - set(keys))
-        rows = [{"subset": "whole test split" if subset == "all" else SUBSET_LABELS.get(subset, subset),
+        rows = [{"subset": subset_label(subset),
                  "cells": [summary_text(test[subset][track][key]) if key in test[subset].get(track, {}) else "n/a"
                            for key in keys]} for subset in subsets if track in test[subset]]
         tables.append({"track": track, "labels": [METRICS[key].label if key in METRICS else key for key in keys],
@@ -94,7 +86,7 @@ def chosen_test_tables(item: Tuned) -> list[dict[str, Any]]:
 def chosen_runs(item: Tuned) -> list[dict[str, Any]]:
     """The chosen runs, each linked to its row on the model page."""
     wanted = set(item.selection.selected["run_ids"])
-    page = f"../models/{item.group.slug}.html"
+    page = f"../{item.group.page}"
     return [{"seed": run.spec.seed, "run_id": run.run_id, "link": f"{page}#run-{run.spec.seed}"}
             for run in item.group.runs if run.run_id in wanted]
 
@@ -115,15 +107,16 @@ def evidence_page(item: Tuned) -> dict[str, Any]:
     """Everything the selection template needs."""
     selection, group = item.selection, item.group
     chosen = selection.selected
-    selected_seeds = sorted(run["seed"] for run in chosen_runs(item))
+    runs = chosen_runs(item)
+    selected_seeds = {run["seed"] for run in runs}
     return {
         "model": selection.model, "settings": group.key.settings_text(), "summary": item.summary,
-        "model_page": f"../models/{group.slug}.html", "created": selection.data.get("created") or "unknown",
+        "model_page": f"../{group.page}", "created": selection.data.get("created") or "unknown",
         "grid": Path(selection.data["grid_file"]).name if selection.data.get("grid_file") else None,
         "criterion": criterion_facts(item), "metric_label": METRICS[selection.criterion["metric"]].label,
         "better": "high" if selection.criterion["higher_is_better"] else "low",
         "valid": summary_text(chosen["valid"]), "valid_n": chosen["valid"]["n"],
-        "candidates": candidate_rows(item), "runs": chosen_runs(item), "test_tables": chosen_test_tables(item),
+        "candidates": candidate_rows(item), "runs": runs, "test_tables": chosen_test_tables(item),
         "extra_seeds": [seed for seed in group.seeds if seed not in selected_seeds],
         "commands": reproduce_commands(item),
     }

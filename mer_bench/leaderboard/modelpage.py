@@ -11,9 +11,9 @@ from mer_bench.metrics import MAIN_METRIC, METRIC_KEYS, METRICS
 from mer_bench.results import RunResult
 from mer_bench.stats import summarize
 
-from mer_bench.leaderboard.boards import Board, Group
-from mer_bench.leaderboard.columns import PROBES, SUBSET_LABELS, metric_value, probe_value
-from mer_bench.leaderboard.views import number, sort_value
+from mer_bench.leaderboard.boards import Board, Group, newest_run
+from mer_bench.leaderboard.columns import PROBES, metric_value, probe_value, subset_label
+from mer_bench.leaderboard.views import mean_std_text, number, sort_value
 
 MODALITIES = ("Text", "Audio", "Vision")   # the order of the gate columns models report (T, A, V)
 
@@ -29,9 +29,8 @@ def seconds(value: float | None) -> str:
     return "<0.1" if value < 0.05 else f"{value:.1f}"
 
 
-def config_rows(group: Group) -> list[tuple[str, str, str]]:
+def config_rows(group: Group, newest: RunResult) -> list[tuple[str, str, str]]:
     """(key, value of the newest run, note) per resolved config field; the note flags fields that differ by run."""
-    newest = max(group.runs, key=lambda run: (run.created, run.run_id))
     rows = []
     for key, value in sorted(newest.model.get("config", {}).items()):
         seen = {_plain(run.model.get("config", {}).get(key)) for run in group.runs}
@@ -60,37 +59,29 @@ def run_rows(group: Group, tracks: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def subset_tables(board: Board, group: Group) -> list[dict[str, Any]]:
+def subset_tables(board: Board, group: Group, tracks: list[str]) -> list[dict[str, Any]]:
     """Per track: rows of subsets (whole test split first), columns of metrics, cells mean ± std over seeds."""
     tables = []
-    for track in board.tracks():
-        runs = group.runs_with(track)
-        if not runs:
-            continue
-        keys = METRIC_KEYS[(track, board.style)]
+    for track in tracks:
+        runs, keys = group.runs_with(track), METRIC_KEYS[(track, board.style)]
         rows = []
         for subset in ["all", *board.subsets]:
-            cells = []
-            for key in keys:
-                summary = summarize([metric_value(run, track, key, subset) for run in runs])
-                cells.append("n/a" if summary.mean is None else
-                             number(summary.mean) + ("" if summary.std is None else f" ± {number(summary.std)}"))
-            rows.append({"subset": "whole test split" if subset == "all" else SUBSET_LABELS.get(subset, subset),
-                         "cells": cells})
+            summaries = [summarize([metric_value(run, track, key, subset) for run in runs]) for key in keys]
+            rows.append({"subset": subset_label(subset),
+                         "cells": [mean_std_text(summary.mean, summary.std) for summary in summaries]})
         tables.append({"track": track, "labels": [METRICS[key].label for key in keys], "rows": rows})
     return tables
 
 
-def run_metric_tables(board: Board, group: Group) -> list[dict[str, Any]]:
+def run_metric_tables(board: Board, group: Group, tracks: list[str]) -> list[dict[str, Any]]:
     """Per track: one row per run (seed) with every metric on the whole test split."""
     tables = []
-    for track in board.tracks():
+    for track in tracks:
         keys = METRIC_KEYS[(track, board.style)]
         rows = [{"seed": run.spec.seed, "cells": [number(metric_value(run, track, key)) for key in keys]}
                 for run in group.runs_with(track)]
-        if rows:
-            headers = [(METRICS[key].label, "high" if METRICS[key].higher_is_better else "low") for key in keys]
-            tables.append({"track": track, "headers": headers, "rows": rows})
+        headers = [(METRICS[key].label, "high" if METRICS[key].higher_is_better else "low") for key in keys]
+        tables.append({"track": track, "headers": headers, "rows": rows})
     return tables
 
 
@@ -118,12 +109,9 @@ def gate_rows(board: Board, group: Group) -> list[dict[str, Any]]:
         per_run = [gates for gates in (_mean_gates(run, subset) for run in group.runs) if gates is not None]
         if not per_run:
             continue
-        cells = []
-        for modality in range(len(MODALITIES)):
-            summary = summarize([float(gates[modality]) for gates in per_run])
-            cells.append(number(summary.mean, 3) + ("" if summary.std is None else f" ± {number(summary.std, 3)}"))
-        rows.append({"subset": "whole test split" if subset == "all" else SUBSET_LABELS.get(subset, subset),
-                     "runs": len(per_run), "cells": cells})
+        summaries = [summarize([float(gates[modality]) for gates in per_run]) for modality in range(len(MODALITIES))]
+        rows.append({"subset": subset_label(subset), "runs": len(per_run),
+                     "cells": [mean_std_text(summary.mean, summary.std, 3) for summary in summaries]})
     return rows
 
 
@@ -135,7 +123,7 @@ def probe_rows(group: Group) -> list[dict[str, Any]]:
 
 def model_page(board: Board, group: Group) -> dict[str, Any]:
     """Everything the model page template needs."""
-    newest = max(group.runs, key=lambda run: (run.created, run.run_id))
+    newest = newest_run(group.runs)
     tracks = [track for track in board.tracks() if group.runs_with(track)]
     versions = sorted({f"{run.model.get('distribution')} {run.model.get('version')}" for run in group.runs})
     return {
@@ -145,9 +133,9 @@ def model_page(board: Board, group: Group) -> dict[str, Any]:
         "text_mode": group.key.text_mode,
         "epochs": "the model's own" if group.key.epochs is None else str(group.key.epochs),
         "overrides": json.loads(group.key.overrides), "seeds": ", ".join(map(str, group.seeds)),
-        "config": config_rows(group), "tracks": tracks, "runs": run_rows(group, tracks),
-        "main_label": METRICS[MAIN_METRIC].label, "subset_tables": subset_tables(board, group),
-        "run_metrics": run_metric_tables(board, group),
+        "config": config_rows(group, newest), "tracks": tracks, "runs": run_rows(group, tracks),
+        "main_label": METRICS[MAIN_METRIC].label, "subset_tables": subset_tables(board, group, tracks),
+        "run_metrics": run_metric_tables(board, group, tracks),
         "gates": gate_rows(board, group), "modalities": MODALITIES,
         "probes": probe_rows(group), "probe_columns": PROBES,
         "tuned": [{"page": f"../{item.page}", "summary": item.summary} for item in group.tuned],

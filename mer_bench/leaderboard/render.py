@@ -60,8 +60,8 @@ def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:
 
 
 def model_pages(board: Board) -> dict[str, str]:
-    """{file name: html} for every group of a board."""
-    return {f"{group.slug}.html": render("model.html", root="../../", board=board, page=model_page(board, group))
+    """{page relative to the board's folder: html} for every group of a board."""
+    return {group.page: render("model.html", root="../../", board=board, page=model_page(board, group))
             for group in board.groups}
 
 

@@ -77,8 +77,8 @@ def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> d
         files[f"{board.slug}/results.json"] = results_json([(board, tables)])
         for table in tables:
             files[f"{board.slug}/{csv_name(board, table.track)}"] = table_csv(table)
-        for name, html in model_pages(board).items():
-            files[f"{board.slug}/models/{name}"] = html
+        for page, html in model_pages(board).items():
+            files[f"{board.slug}/{page}"] = html
     for item in tuned:
         files[f"{item.board.slug}/{item.page}"] = selection_page(item)
     files[MANIFEST] = "".join(f"{path}\n" for path in sorted(files))

@@ -11,7 +11,7 @@ from typing import Any
 from mer_bench.stats import CONFIDENCE, PERMUTATIONS
 
 from mer_bench.leaderboard.boards import Board
-from mer_bench.leaderboard.columns import Column
+from mer_bench.leaderboard.columns import Column, reported_value
 from mer_bench.leaderboard.ranking import ALPHA, Cell, Row, Table
 
 DIGITS = 4
@@ -37,6 +37,13 @@ def number(value: float | None, digits: int = DIGITS) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def mean_std_text(mean: float | None, std: float | None, digits: int = DIGITS) -> str:
+    """mean ± std (the mean alone without a spread); "n/a" when undefined."""
+    if mean is None:
+        return "n/a"
+    return number(mean, digits) + ("" if std is None else f" ± {number(std, digits)}")
+
+
 def sort_value(value: float | None) -> str:
     """A value for the numeric sort, exact enough to order cells and stable across rebuilds."""
     return "" if value is None else f"{value:.9g}"
@@ -45,10 +52,8 @@ def sort_value(value: float | None) -> str:
 def cell_text(cell: Cell, seeds: int) -> str:
     """mean ± std; the number of seeds is added when the metric is undefined on some of the row's seeds."""
     summary = cell.summary
-    if summary.mean is None:
-        return "n/a"
-    text = number(summary.mean) if summary.std is None else f"{number(summary.mean)} ± {number(summary.std)}"
-    return text if summary.n == seeds else f"{text} (n = {summary.n})"
+    text = mean_std_text(summary.mean, summary.std)
+    return text if summary.mean is None or summary.n == seeds else f"{text} (n = {summary.n})"
 
 
 def cell_title(cell: Cell, column: Column) -> str:
@@ -83,7 +88,7 @@ def cell_view(cell: Cell, column: Column, seeds: int) -> dict[str, Any]:
 
 def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
     group = row.group
-    return {"model": group.key.model, "settings": group.key.settings_text(), "page": f"models/{group.slug}.html",
+    return {"model": group.key.model, "settings": group.key.settings_text(), "page": group.page,
             "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
             "tuned": [{"page": item.page, "summary": item.summary} for item in group.tuned],
             "cells": [cell_view(row.cells[column.id], column, len(row.seeds)) for column in columns]}
@@ -94,7 +99,7 @@ def reported_view(table: Table) -> list[dict[str, Any]]:
     for reported in table.reported:
         cells = []
         for column in table.columns:
-            value = reported.values.get(column.metric) if column.kind == "metric" and column.subset == "all" else None
+            value = reported_value(reported, column)
             title = (f"{column.label}: {value:.4f} as reported by {reported.source.label} (no spread published)"
                      if value is not None else "not reported")
             cells.append({"text": number(value) if value is not None else "—", "title": title,
