@@ -93,7 +93,8 @@ def entries(root: Path, spec: DatasetSpec) -> list[Entry]:
 
 
 def _all_entries(root: Path, dataset: str) -> list[Entry]:
-    """Every folder of this dataset with a readable manifest, whatever its format or spec."""
+    """Every folder of this dataset with a readable manifest, whatever its format or spec (none while `root` does
+    not exist, so callers need not check it)."""
     found = []
     for manifest_path in sorted(Path(root).glob(f"{dataset}-*/manifest.json")):
         try:

@@ -89,15 +89,15 @@ def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, data_file: Pat
 
 def _load_through_cache(root: Path, spec: DatasetSpec, path: Path) -> MERData:
     fingerprint = cache.Fingerprint.of(path)
-    entry = cache.find_fresh(root, spec, fingerprint) if root.is_dir() else None
+    entry = cache.find_fresh(root, spec, fingerprint)
     if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
         return data
     sha256 = file_sha256(path)
-    entry = cache.find_by_checksum(root, spec, sha256) if root.is_dir() else None
+    entry = cache.find_by_checksum(root, spec, sha256)
     if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
         _try(lambda: cache.add_fingerprint(entry, fingerprint))   # the same content under a new path or mtime
         return data
-    stale = cache.entries_for_path(root, spec, path) if root.is_dir() else []
+    stale = cache.entries_for_path(root, spec, path)
     data = read_file(path, spec, sha256)
     if stale:  # this path was prepared before and its content changed: keep it prepared
         written = []
@@ -141,13 +141,13 @@ def prepare_dataset(spec: DatasetSpec, path: Path, raw: dict | None = None, rebu
     if root is None:
         raise UserError(f"The prepared cache is disabled (${cache.CACHE_VARIABLE}=off); set it to a folder.")
     fingerprint = cache.Fingerprint.of(path)
-    if not rebuild and root.is_dir() and (entry := cache.find_fresh(root, spec, fingerprint)):
+    if not rebuild and (entry := cache.find_fresh(root, spec, fingerprint)):
         return Prepared(entry, "fresh")
     sha256 = file_sha256(path)
-    if not rebuild and root.is_dir() and (entry := cache.find_by_checksum(root, spec, sha256)):
+    if not rebuild and (entry := cache.find_by_checksum(root, spec, sha256)):
         return Prepared(cache.add_fingerprint(entry, fingerprint), "reused")
     data = read_file(path, spec, sha256, raw)
-    stale = cache.entries_for_path(root, spec, path) if root.is_dir() else []
+    stale = cache.entries_for_path(root, spec, path)
     try:
         entry = cache.write_entry(root, data, fingerprint, replace=rebuild)
     except OSError as error:

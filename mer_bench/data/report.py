@@ -103,15 +103,15 @@ def _cache_state(spec: DatasetSpec, path: Path, sha256: str) -> dict[str, Any]:
     root = cache.cache_root()
     if root is None:
         return {"root": None, "state": "off", "folder": None}
-    fresh = cache.find_fresh(root, spec, cache.Fingerprint.of(path)) if root.is_dir() else None
-    same_content = cache.find_by_checksum(root, spec, sha256) if root.is_dir() else None
+    fresh = cache.find_fresh(root, spec, cache.Fingerprint.of(path))
+    same_content = cache.find_by_checksum(root, spec, sha256)
     if fresh is not None and fresh.sha256 == sha256:
         state, entry = "fresh", fresh
     elif fresh is not None:     # same path, size and mtime, other content: rewritten in place
         state, entry = "stale (content changed without a new size or time: run `data prepare --rebuild`)", fresh
     elif same_content is not None:
         state, entry = "reusable (same content prepared; the next load hashes the file once)", same_content
-    elif root.is_dir() and cache.entries_for_path(root, spec, path):
+    elif cache.entries_for_path(root, spec, path):
         state, entry = "stale (the next load re-prepares it)", None
     else:
         state, entry = "not prepared", None
