@@ -31,11 +31,10 @@ from pathlib import Path
 from mer_bench.data.builtin import STANDARD_DATASETS
 from mer_bench.data.loading import load_dataset, prepare_dataset
 from mer_bench.data.mmsa import write_pickle
-from mer_bench.data.split import SPLITS
+from mer_bench.data.split import SPLITS, TENSOR_FIELDS
 from mer_bench.data.synthetic import generate_raw
 
 SPEC = next(spec for spec in STANDARD_DATASETS if spec.name == "sims-v2")
-FIELDS = ("label", "audio", "vision", "audio_lengths", "vision_lengths", "text", "text_bert", "unimodal_labels")
 
 
 def peak_rss_mib() -> float:
@@ -52,7 +51,7 @@ def peak_rss_mib() -> float:
 
 def touch_every_value(data) -> float:
     """Sum every tensor once (in its own dtype, so no converted copy), reading every page of a mapped array."""
-    return float(sum(float(getattr(data.split(name), field).sum()) for name in SPLITS for field in FIELDS
+    return float(sum(float(getattr(data.split(name), field).sum()) for name in SPLITS for field in TENSOR_FIELDS
                      if getattr(data.split(name), field) is not None))
 
 

@@ -12,7 +12,6 @@ every sample goes alone and unconcatenated: its unchanged fields stay shared wit
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ import torch
 
 from mer_bench.data.split import Split
 from mer_bench.model import Model, Predictions
-
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ def concat_splits(parts: list[Split]) -> Split:
     """The samples of every part, in order, as one Split (all parts come from the same test split)."""
     first = parts[0]
     fields = {}
-    for name, value in tensor_fields(first).items():
+    for name, value in first.tensors().items():
         fields[name] = None if value is None else torch.cat([getattr(part, name) for part in parts], dim=0)
     ids = tuple(sample_id for part in parts for sample_id in part.ids)
     return first.replace(ids=ids, **fields)
@@ -104,9 +102,3 @@ def _chunks(variants: list[Variant], max_samples: int) -> Iterator[list[Variant]
         used += size
     if chunk:
         yield chunk
-
-
-def tensor_fields(split: Split) -> dict[str, torch.Tensor | None]:
-    """Every per-sample tensor field of `split` by name (None where the split lacks it)."""
-    return {item.name: getattr(split, item.name) for item in dataclasses.fields(split)
-            if item.name not in ("name", "ids")}

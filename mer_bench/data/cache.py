@@ -31,14 +31,13 @@ import numpy as np
 import torch
 
 from mer_bench.data.specs import DatasetSpec
-from mer_bench.data.split import SPLITS, MERData, Split
+from mer_bench.data.split import SPLITS, TENSOR_FIELDS, MERData, Split
 from mer_bench.results import write_json_atomic
 
 CACHE_VARIABLE = "MER_BENCH_CACHE"
 FORMAT_VERSION = 1
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 24 * 3600       # temporary folders older than this were left by a killed process
-ARRAY_FIELDS = ("label", "audio", "vision", "audio_lengths", "vision_lengths", "text", "text_bert", "unimodal_labels")
 
 
 def cache_root() -> Path | None:
@@ -190,7 +189,7 @@ def _save_arrays(folder: Path, data: MERData) -> dict[str, int]:
     files = {}
     for split_name in SPLITS:
         split = data.split(split_name)
-        for field in ARRAY_FIELDS:
+        for field in TENSOR_FIELDS:
             tensor = getattr(split, field)
             if tensor is None:
                 continue
@@ -239,7 +238,7 @@ def read_entry(entry: Entry, spec: DatasetSpec, source: str) -> MERData:
 
 def _read_split(folder: Path, name: str, ids: list[str]) -> Split:
     tensors: dict[str, torch.Tensor] = {}
-    for field in ARRAY_FIELDS:
+    for field in TENSOR_FIELDS:
         path = folder / f"{name}.{field}.npy"
         if path.is_file():
             tensors[field] = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))

@@ -79,9 +79,8 @@ def _describe_columns(columns: dict) -> dict[str, dict[str, Any]]:
 
 
 def _describe_tensors(split: Split) -> dict[str, dict[str, Any]]:
-    fields = ("label", "audio", "vision", "audio_lengths", "vision_lengths", "text", "text_bert", "unimodal_labels")
-    return {field: {"shape": list(getattr(split, field).shape), "dtype": str(getattr(split, field).dtype)}
-            for field in fields if getattr(split, field) is not None}
+    return {field: {"shape": list(tensor.shape), "dtype": str(tensor.dtype)}
+            for field, tensor in split.tensors().items() if tensor is not None}
 
 
 def check_file(spec: DatasetSpec, path: Path, raw: dict | None, spec_reason: str) -> dict[str, Any]:

@@ -39,13 +39,13 @@ class Split:
     def take(self, index: torch.Tensor) -> Split:
         """The samples at `index` (a 1-D integer tensor), as a new Split. Tensors are gathered, never copied per sample."""
         index = index.to(torch.long)
-        gathered = {field: _gather(value, index) for field, value in self._tensors().items()}
+        gathered = {field: _gather(value, index) for field, value in self.tensors().items()}
         ids = tuple(self.ids[i] for i in index.cpu().tolist())
         return dataclasses.replace(self, ids=ids, **gathered)
 
     def to(self, device: torch.device | str) -> Split:
         """The same split with every tensor on `device` (for GPU-resident training data)."""
-        moved = {field: value.to(device) for field, value in self._tensors().items() if value is not None}
+        moved = {field: value.to(device) for field, value in self.tensors().items() if value is not None}
         return dataclasses.replace(self, **moved)
 
     def replace(self, **fields: object) -> Split:
@@ -59,9 +59,12 @@ class Split:
             return None
         return self.text_bert[:, 1].sum(dim=1).to(torch.long)
 
-    def _tensors(self) -> dict[str, torch.Tensor | None]:
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                if field.name not in ("name", "ids")}
+    def tensors(self) -> dict[str, torch.Tensor | None]:
+        """Every per-sample tensor field by name, in `TENSOR_FIELDS` order (None where the split lacks it)."""
+        return {name: getattr(self, name) for name in TENSOR_FIELDS}
+
+
+TENSOR_FIELDS = tuple(field.name for field in dataclasses.fields(Split) if field.name not in ("name", "ids"))
 
 
 def _gather(value: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
