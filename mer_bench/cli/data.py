@@ -19,8 +19,8 @@ from mer_bench.data.mmsa import read_pickle, write_pickle
 from mer_bench.data.report import check_file, check_generated
 from mer_bench.data.specs import DatasetSpec
 from mer_bench.data.synthetic import SHAPES, generate_raw
-from mer_bench.data.validate import WARNING_PREFIX
-from mer_bench.errors import DataError, UserError
+from mer_bench.data.validate import WARNING_PREFIX, Problem
+from mer_bench.errors import UserError
 from mer_bench.plugins import get_catalog
 
 
@@ -98,9 +98,9 @@ def check_command(target: str, dataset: str | None, data_dir: Path | None, data_
         click.echo(json.dumps(report, indent=2))
     elif report["usable"]:
         print_report(report)
-    errors = [problem for problem in report["problems"] if problem["severity"] == "error"]
+    errors = [Problem(**problem) for problem in report["problems"] if problem["severity"] == "error"]
     for problem in errors:
-        print_error(f"Error: {DataError(report['source'], problem['message'], problem['split'], problem['key'])}")
+        print_error(f"Error: {problem.as_error(report['source'])}")
     if errors:
         raise click.exceptions.Exit(2)
 
@@ -129,10 +129,7 @@ def print_report(report: dict) -> None:
         console.print(f"ignored top-level keys: {', '.join(report['ignored_top_level_keys'])}", markup=False)
     for problem in report["problems"]:
         if problem["severity"] == "warning":
-            where = ", ".join(part for part in (problem["split"] and f"split '{problem['split']}'",
-                                                problem["key"] and f"key '{problem['key']}'") if part)
-            console.print(f"warning: {where + ': ' if where else ''}{problem['message']}", markup=False,
-                          soft_wrap=True)
+            console.print(Problem(**problem).as_note(), markup=False, soft_wrap=True)
     console.print("usable: yes", markup=False)
 
 
