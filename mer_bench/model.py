@@ -189,8 +189,7 @@ def parse_overrides(model_class: type[Model], raw: Mapping[str, str]) -> dict[st
     parsed = {}
     for key, text in raw.items():
         if key not in fields:
-            error = unknown_name(f"setting for model '{model_class.name}'", key, fields)
-            raise UserError(str(error))
+            raise unknown_name(f"setting for model '{model_class.name}'", key, fields)
         parsed[key] = _parse_value(key, text, hints[key])
     return parsed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from mer_bench.metrics import compute_metrics
 from mer_bench.model import (TEXT_MODES, DataInfo, FitContext, Model, NullProgress, Predictions, Progress,
                              build_config, config_to_dict, parse_overrides)
 from mer_bench.plugins import Catalog, Entry, get_catalog
+from mer_bench.probes import run_probes
 from mer_bench.results import RunResult, read_result, write_result
 from mer_bench.runspec import RunSpec
 from mer_bench.training import resolve_device, seed_everything
@@ -64,20 +66,30 @@ def make_spec(catalog: Catalog, model: str, dataset: str, seed: int, settings: d
     return RunSpec(model, dataset, int(seed), tuple(overrides.items()), text_mode, epochs)
 
 
-def run_many(specs: list[RunSpec], options: RunOptions, catalog: Catalog | None = None) -> list[RunOutcome]:
-    """Run each spec in order, loading each dataset at most once and only if some run still has to be done."""
+def run_many(specs: list[RunSpec], options: RunOptions, catalog: Catalog | None = None,
+             on_start: Callable[[RunSpec], None] | None = None,
+             on_done: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+    """Run each spec in order, loading each dataset at most once and only if some run still has to be done.
+
+    `on_start` and `on_done` are called around every run (the CLI shows progress with them).
+    """
     catalog = catalog or get_catalog()
     loaded: dict[str, MERData] = {}
     outcomes = []
     for spec in specs:
+        if on_start is not None:
+            on_start(spec)
         path = spec.result_path(options.out_dir)
         if path.exists() and not options.force:
-            outcomes.append(RunOutcome(spec, path, read_result(path), skipped=True))
-            continue
-        if spec.dataset not in loaded:
-            loaded[spec.dataset] = load_dataset(catalog.dataset(spec.dataset).value, options.data_dir,
-                                                options.data_file)
-        outcomes.append(run_one(spec, loaded[spec.dataset], options, catalog))
+            outcome = RunOutcome(spec, path, read_result(path), skipped=True)
+        else:
+            if spec.dataset not in loaded:
+                loaded[spec.dataset] = load_dataset(catalog.dataset(spec.dataset).value, options.data_dir,
+                                                    options.data_file)
+            outcome = run_one(spec, loaded[spec.dataset], options, catalog)
+        if on_done is not None:
+            on_done(outcome)
+        outcomes.append(outcome)
     return outcomes
 
 
@@ -100,11 +112,12 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
     if options.probes:
         probes, timings["probes"] = _run_probes(model, data, test_predictions, spec)
     timings["total"] = time.perf_counter() - started
+    test_subsets = subset_indices(data.test)
     result = RunResult(
-        spec=spec, model=_model_record(entry, model, config), dataset=_dataset_record(data),
-        metrics={"valid": _score_split(data, data.valid, valid_predictions),
-                 "test": _score_split(data, data.test, test_predictions)},
-        predictions=prediction_record(data.test, test_predictions), timings=timings,
+        spec=spec, model=_model_record(entry, model, config), dataset=_dataset_record(data, test_subsets),
+        metrics={"valid": _score_split(data, data.valid, valid_predictions, subset_indices(data.valid)),
+                 "test": _score_split(data, data.test, test_predictions, test_subsets)},
+        predictions=prediction_record(data.test, test_predictions, test_subsets), timings=timings,
         parameters=int(model.parameter_count()), probes=probes,
         environment=environment(device, {"name": entry.plugin, "distribution": entry.distribution,
                                          "version": entry.version}),
@@ -144,22 +157,19 @@ def _checked_predict(model: Model, split: Split) -> Predictions:
     return model.predict(split).check(len(split), model.outputs, model.name)
 
 
-def _run_probes(model: Model, data: MERData, reference: Predictions, spec: RunSpec) -> tuple[Any, float | None]:
+def _run_probes(model: Model, data: MERData, reference: Predictions, spec: RunSpec) -> tuple[Any, float]:
     """Modality reliance and robustness probes on the test split, after the scored prediction (see probes.py)."""
-    try:
-        from mer_bench.probes import run_probes
-    except ImportError:
-        return None, None
     clock = time.perf_counter()
     with torch.no_grad():
         results = run_probes(model, data.test, reference, data.spec.style, spec.seed)
     return results, time.perf_counter() - clock
 
 
-def _score_split(data: MERData, split: Split, predictions: Predictions) -> dict[str, Any]:
+def _score_split(data: MERData, split: Split, predictions: Predictions,
+                 subsets: dict[str, torch.Tensor] | None) -> dict[str, Any]:
     """{subset: {track: {metric: value}}}, with "all" for the whole split."""
     scored = {"all": _score(data, split.label, predictions)}
-    for name, index in (subset_indices(split) or {}).items():
+    for name, index in (subsets or {}).items():
         scored[name] = _score(data, split.label.index_select(0, index), predictions.take(index))
     return scored
 
@@ -169,7 +179,8 @@ def _score(data: MERData, labels: torch.Tensor, predictions: Predictions) -> dic
     return compute_metrics(data.spec.style, labels.numpy(), to_numpy(predictions.score), to_numpy(predictions.probs))
 
 
-def prediction_record(split: Split, predictions: Predictions) -> dict[str, Any]:
+def prediction_record(split: Split, predictions: Predictions,
+                      subsets: dict[str, torch.Tensor] | None) -> dict[str, Any]:
     """Per-sample test outputs, kept so paired statistics can be computed later without retraining."""
     record: dict[str, Any] = {"ids": list(split.ids), "label": split.label.tolist()}
     if predictions.score is not None:
@@ -178,7 +189,6 @@ def prediction_record(split: Split, predictions: Predictions) -> dict[str, Any]:
         record["probs"] = predictions.probs.tolist()
     record["extras"] = {name: value.tolist() for name, value in predictions.extras.items()}
     record["unimodal_labels"] = None if split.unimodal_labels is None else split.unimodal_labels.tolist()
-    subsets = subset_indices(split)
     record["subsets"] = None if subsets is None else {name: index.tolist() for name, index in subsets.items()}
     return record
 
@@ -188,8 +198,7 @@ def _model_record(entry: Entry, model: Model, config: Any) -> dict[str, Any]:
             "outputs": sorted(model.outputs), "config": config_to_dict(config), "summary": model.summary}
 
 
-def _dataset_record(data: MERData) -> dict[str, Any]:
-    subsets = subset_indices(data.test)
+def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None) -> dict[str, Any]:
     return {
         "name": data.spec.name, "title": data.spec.title, "style": data.spec.style, "synthetic": data.spec.synthetic,
         "source": data.source, "sha256": data.sha256,

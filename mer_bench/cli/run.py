@@ -15,7 +15,7 @@ from mer_bench.errors import UserError
 from mer_bench.metrics import METRIC_KEYS, METRICS
 from mer_bench.plugins import get_catalog
 from mer_bench.runner import RunOptions, RunOutcome, make_spec, run_many
-from mer_bench.runspec import DEFAULT_SEEDS
+from mer_bench.runspec import DEFAULT_SEEDS, RunSpec
 from mer_bench.stats import mean_std
 
 
@@ -70,19 +70,8 @@ def run_command(model, dataset, data_dir, data_file, seeds, settings, text_mode,
     with RichProgress() as progress:
         options = RunOptions(out_dir=out_dir, data_dir=data_dir, data_file=data_file, device=device, force=force,
                              probes=not no_probes, progress=progress)
-        outcomes = run_many_with_progress(specs, options, catalog, progress)
+        outcomes = run_many(specs, options, catalog, on_start=progress.start_run, on_done=progress.finish_run)
     print_summary(outcomes, out_dir)
-
-
-def run_many_with_progress(specs, options, catalog, progress: RichProgress) -> list[RunOutcome]:
-    outcomes = []
-    for spec in specs:
-        progress.start_run(f"{spec.model} on {spec.dataset}, seed {spec.seed}")
-        outcome = run_many([spec], options, catalog)[0]
-        progress.finish_run("skipped (result exists)" if outcome.skipped else f"done in "
-                            f"{outcome.result.timings.get('total', 0):.1f}s")
-        outcomes.append(outcome)
-    return outcomes
 
 
 class RichProgress:
@@ -102,9 +91,9 @@ class RichProgress:
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)
 
-    def start_run(self, label: str) -> None:
-        self._run = label
-        self._task = self._bar.add_task(f"{label}: loading", total=None, status="")
+    def start_run(self, spec: RunSpec) -> None:
+        self._run = f"{spec.model} on {spec.dataset}, seed {spec.seed}"
+        self._task = self._bar.add_task(f"{self._run}: loading", total=None, status="")
 
     def start_stage(self, name: str, total: int | None) -> None:
         if self._task is not None:
@@ -115,11 +104,12 @@ class RichProgress:
         text = "  ".join(f"{key} {value:.4g}" for key, value in status.items())
         self._bar.update(self._task, advance=1, status=text)
 
-    def finish_run(self, message: str) -> None:
+    def finish_run(self, outcome: RunOutcome) -> None:
         if self._task is not None:
             self._bar.remove_task(self._task)
             self._task = None
-        status_console.print(f"{self._run}: {message}")
+        done = f"done in {outcome.result.timings.get('total', 0):.1f}s"
+        status_console.print(f"{self._run}: {'skipped (result exists)' if outcome.skipped else done}")
 
 
 def print_summary(outcomes: list[RunOutcome], out_dir: Path) -> None:
