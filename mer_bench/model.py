@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from mer_bench.data.specs import LABEL_RANGES
 from mer_bench.data.split import Split
 from mer_bench.errors import UserError, unknown_name
 
@@ -40,7 +41,7 @@ class DataInfo:
 
     @property
     def label_range(self) -> tuple[float, float]:
-        return (-3.0, 3.0) if self.style == "mosi" else (-1.0, 1.0)
+        return LABEL_RANGES[self.style]
 
 
 class Progress(Protocol):
