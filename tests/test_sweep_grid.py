@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +20,8 @@ def catalog(registered_plugin):
     return get_catalog()
 
 
-def write_grid(folder: Path, body: str, name: str = "grid.toml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
 def test_grid_runs_every_combination_as_mer_bench_run_would(tmp_path, catalog):
-    path = write_grid(tmp_path, """
+    path = support.write_grid(tmp_path, """
         results = "out"
         datasets = ["synthetic"]
         seeds = [1, 2]
@@ -69,7 +61,7 @@ def test_grid_runs_every_combination_as_mer_bench_run_would(tmp_path, catalog):
     ('results = \n', None, "not valid TOML"),
 ])
 def test_grid_file_errors_name_the_file_and_the_key(tmp_path, catalog, body, where, problem):
-    path = write_grid(tmp_path, body)
+    path = support.write_grid(tmp_path, body)
     with pytest.raises(GridError) as raised:
         load_grid(path, catalog)
     message = str(raised.value)
@@ -78,7 +70,7 @@ def test_grid_file_errors_name_the_file_and_the_key(tmp_path, catalog, body, whe
 
 
 def test_sweep_command_reports_a_bad_grid_file_on_one_line(tmp_path, catalog, capsys):
-    path = write_grid(tmp_path, 'results = "r"\nmodles = 1\n')
+    path = support.write_grid(tmp_path, 'results = "r"\nmodles = 1\n')
     with pytest.raises(SystemExit) as exited:
         main(["sweep", "plan", str(path)])
     assert exited.value.code == 2
@@ -87,7 +79,7 @@ def test_sweep_command_reports_a_bad_grid_file_on_one_line(tmp_path, catalog, ca
 
 
 def test_plan_counts_every_state_and_estimates_from_finished_runs(tmp_path, catalog, capsys):
-    path = write_grid(tmp_path, """
+    path = support.write_grid(tmp_path, """
         results = "out"
         datasets = ["synthetic"]
         seeds = [1, 2, 3, 4]

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -31,12 +30,6 @@ def plugin_env(tmp_path):
     return support.install_probe_plugin(tmp_path / "site")
 
 
-def write_grid(folder: Path, body: str) -> Path:
-    path = folder / "grid.toml"
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
 def result_files(folder: Path) -> set[Path]:
     return {path for path in folder.rglob("*.json") if not path.name.startswith(".")}
 
@@ -50,7 +43,7 @@ def wait_for_results(folder: Path, count: int, process: subprocess.Popen, timeou
 
 
 def test_an_interrupted_sweep_resumes_and_ends_with_exactly_its_result_files(tmp_path, catalog, plugin_env):
-    grid_file = write_grid(tmp_path, """
+    grid_file = support.write_grid(tmp_path, """
         results = "results"
         datasets = ["synthetic"]
         seeds = [1111, 1112, 1113, 1114]
@@ -87,7 +80,7 @@ def test_a_failing_run_is_recorded_does_not_stop_the_sweep_and_is_retried_on_req
                                                                                       capsys):
     marker = tmp_path / "fail-now"
     marker.touch()
-    grid_file = write_grid(tmp_path, f"""
+    grid_file = support.write_grid(tmp_path, f"""
         results = "results"
         datasets = ["synthetic"]
         seeds = [1111]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
@@ -28,15 +27,14 @@ def mean_metric(results, split: str) -> float:
 
 def test_selection_picks_the_validation_best_configuration_and_reports_only_its_test_metrics(tmp_path, catalog,
                                                                                              capsys):
-    grid_file = tmp_path / "grid.toml"
-    grid_file.write_text(textwrap.dedent("""
+    grid_file = support.write_grid(tmp_path, """
         results = "results"
         datasets = ["synthetic"]
         seeds = [1111, 1112]
         probes = false
         [models.sweep-probe.grid]
         setting = [0, 1, 2]
-    """))
+    """)
     env = support.install_probe_plugin(tmp_path / "site")
     swept = support.run_cli(env, "sweep", "run", str(grid_file), "--jobs", "2")
     assert swept.returncode == 0, swept.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import textwrap
 
 import pytest
 
@@ -36,14 +35,13 @@ def test_a_grid_runs_as_a_slurm_job_array_into_the_same_result_files(tmp_path, c
     reason = slurm_unavailable()
     if reason:
         pytest.skip(reason)
-    grid_file = tmp_path / "grid.toml"
-    grid_file.write_text(textwrap.dedent("""
+    grid_file = support.write_grid(tmp_path, """
         results = "results"
         datasets = ["synthetic"]
         seeds = [1111, 1112, 1113]
         probes = false
         [models.mean]
-    """))
+    """)
     env = support.install_probe_plugin(tmp_path / "site")   # the environment tests use; mean is installed anyway
     swept = support.run_cli(env, "sweep", "run", str(grid_file), "--executor", "slurm", "--cpus", "1", "--time", "5",
                             "--runs-per-job", "2", "--slurm-folder", str(tmp_path / "slurm"), timeout=240)

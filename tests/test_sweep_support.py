@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,13 @@ def install_probe_plugin(site: Path) -> dict[str, str]:
     write_plugin_distribution(site, "mer-bench-sweep-probe", {"mer_bench_sweep_probe": Path(__file__).read_text()},
                               {PLUGIN_NAME: "mer_bench_sweep_probe"})
     return cli_environment(site)
+
+
+def write_grid(folder: Path, body: str) -> Path:
+    """`folder`/grid.toml holding `body` (indented as a test writes it)."""
+    path = Path(folder) / "grid.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
 
 
 def mer_bench_command(*args: str) -> list[str]:

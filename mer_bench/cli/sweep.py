@@ -18,7 +18,7 @@ from mer_bench.plugins import get_catalog
 from mer_bench.runspec import RunSpec
 from mer_bench.sweep.grid import SweepGrid, load_grid
 from mer_bench.sweep.local import LocalLayout, run_local
-from mer_bench.sweep.select import Criterion, Selection, select, summarise_test, write_selection
+from mer_bench.sweep.select import Criterion, Selection, config_key, select, summarise_test, write_selection
 from mer_bench.sweep.slurm import SlurmOptions, check_slurm, submit, wait_for
 from mer_bench.sweep.store import RunState, estimate_remaining, read_failure, scan
 from mer_bench.sweep.view import SweepView, format_seconds
@@ -61,7 +61,7 @@ def plan_command(grid_file: Path, results: Path | None, jobs: int | None, list_r
     if as_json:
         console.print_json(json.dumps(_plan_record(grid, states, estimate.seconds)))
         return
-    configurations = len({(s.model, s.dataset, s.overrides, s.text_mode, s.epochs) for s in grid.specs})
+    configurations = len({config_key(spec) for spec in grid.specs})
     console.print(f"{grid.path}: {len(grid.specs)} runs ({configurations} configuration(s) x seeds); results in "
                   f"{grid.results}", markup=False, highlight=False, soft_wrap=True)
     if grid.description:
@@ -288,7 +288,7 @@ def _selection_table(selections: list[Selection], criterion: Criterion) -> Table
     table = Table("model", "dataset", "configurations", "selected", f"valid {label}", title=(
         f"Selected on the validation split: {label}, mean over seeds"))
     for selection in selections:
-        ready = sum(1 for c in selection.candidates if c.results and (c.complete or criterion.allow_incomplete))
+        ready = sum(1 for candidate in selection.candidates if criterion.admits(candidate))
         counted = f"{ready} of {len(selection.candidates)} ready"
         if selection.chosen is None:
             table.add_row(selection.model, selection.dataset, counted, "none yet (no configuration has all seeds; "

@@ -50,14 +50,13 @@ from pathlib import Path
 from typing import Any
 
 from mer_bench.errors import UserError, unknown_name
-from mer_bench.metrics import MAIN_METRIC, METRICS
+from mer_bench.metrics import MAIN_METRIC, METRICS, TRACKS
 from mer_bench.results import RunResult, read_result, write_json_atomic
 from mer_bench.runspec import RunSpec
 from mer_bench.stats import mean_std
 from mer_bench.sweep.grid import SweepGrid
 from mer_bench.sweep.store import now_iso
 
-TRACKS = ("regression", "classification")
 SELECTION_FORMAT, SELECTION_VERSION = "mer-bench selection", 1
 
 
@@ -72,6 +71,10 @@ class Criterion:
             raise unknown_name("metric", self.metric, METRICS)
         if self.track is not None and self.track not in TRACKS:
             raise unknown_name("track", self.track, TRACKS)
+
+    def admits(self, candidate: Candidate) -> bool:
+        """Whether a configuration may compete: it has results, and all its seeds unless incomplete ones may."""
+        return bool(candidate.results) and (candidate.complete or self.allow_incomplete)
 
 
 @dataclass
@@ -136,7 +139,7 @@ def select_one(model: str, dataset: str, configs: list[list[RunSpec]], out_dir: 
     track = criterion.track or (_auto_track(finished[0]) if finished else None)
     for candidate in candidates:
         candidate.values = [_valid_value(result, track, criterion.metric) for result in candidate.results]
-    eligible = [c for c in candidates if c.results and (c.complete or criterion.allow_incomplete)]
+    eligible = [c for c in candidates if criterion.admits(c)]
     ranked = sorted(eligible, key=lambda c: _rank_key(c, criterion.metric))   # stable: grid order breaks ties
     chosen = ranked[0] if ranked and ranked[0].valid["mean"] is not None else None
     others = [c for c in candidates if c not in eligible]

@@ -125,9 +125,9 @@ def collect(submission: SlurmSubmission, settings: WorkerSettings) -> dict[RunSp
     """Outcomes from the tasks' result pickles; a task without one has its unfinished runs recorded as failed."""
     outcomes: dict[RunSpec, str] = {}
     for job, chunk in zip(submission.jobs, submission.chunks):
-        message = _task_problem(job)
+        reported, message = _task_outcomes(job)
         if message is None:
-            outcomes.update(zip(chunk, job.result()))
+            outcomes.update(zip(chunk, reported))
             continue
         for spec in chunk:
             if spec.result_path(settings.out_dir).exists() or failure_path(spec, settings.out_dir).exists():
@@ -138,17 +138,16 @@ def collect(submission: SlurmSubmission, settings: WorkerSettings) -> dict[RunSp
     return outcomes
 
 
-def _task_problem(job: Any) -> str | None:
-    """None if the task returned normally; else why it did not."""
+def _task_outcomes(job: Any) -> tuple[list[str], str | None]:
+    """The outcomes the task returned (its result pickle is read once), or why it returned none."""
     if not job.paths.result_pickle.exists():
-        return (f"Slurm job {job.job_id} ended without a result (time limit, memory, node failure or scancel); "
-                f"see {job.paths.stderr}")
+        return [], (f"Slurm job {job.job_id} ended without a result (time limit, memory, node failure or scancel); "
+                    f"see {job.paths.stderr}")
     try:
-        job.result()
+        return job.result(), None
     except Exception as error:  # the task itself raised (e.g. mer_bench not importable on the node)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"Slurm job {job.job_id} failed: {first_line}; see {job.paths.stderr}"
-    return None
+        return [], f"Slurm job {job.job_id} failed: {first_line}; see {job.paths.stderr}"
 
 
 def _remove_lock_of(spec: RunSpec, out_dir: Path, job_id: str) -> None:

@@ -6,6 +6,7 @@ Each model file composes these; nothing here knows about a particular model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,8 +225,12 @@ class TextInput(nn.Module):
         return states.last_hidden_state.float()
 
 
+@functools.lru_cache(maxsize=32)
 def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
-    """(L, dim) fixed sine/cosine position codes (Vaswani et al. 2017), as MulT adds to its inputs."""
+    """(L, dim) fixed sine/cosine position codes (Vaswani et al. 2017), as MulT adds to its inputs.
+
+    Built once per (length, dim, device) and then shared: callers must not modify the table in place.
+    """
     position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
     frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
     codes = torch.zeros(length, dim, device=device)

@@ -80,4 +80,3 @@ class EFLSTM(BaselineModel):
 
     presets = PRESETS
     network_class = EFLSTMNetwork
-

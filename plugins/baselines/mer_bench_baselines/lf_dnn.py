@@ -65,4 +65,3 @@ class LFDNN(BaselineModel):
 
     presets = PRESETS
     network_class = LFDNNNetwork
-

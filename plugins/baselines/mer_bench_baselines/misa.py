@@ -11,7 +11,6 @@ MMSA's (`config_regression.json`, `misa`).
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass
 
 import torch

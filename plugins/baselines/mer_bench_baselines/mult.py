@@ -100,17 +100,12 @@ class CrossmodalTransformer(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_dropout(self.scale * x + sinusoidal_positions(x.shape[1], x.shape[2], x.device))
 
-    def forward(self, x: torch.Tensor, x_lengths: torch.Tensor, source: torch.Tensor | None = None,
-                source_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, Lq, d) -> (B, Lq, d)"""
-        crossmodal = source is not None
+    def forward(self, x: torch.Tensor, padding: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, Lq, d) -> (B, Lq, d); `padding` (B, Lk) is True at the padded steps of the keys: of `source`, or of x."""
         x = self.embed(x)
-        if crossmodal:
-            source, padding = self.embed(source), ~length_mask(source_lengths, source.shape[1])
-        else:
-            padding = ~length_mask(x_lengths, x.shape[1])
+        source = None if source is None else self.embed(source)
         for layer in self.layers:
-            x = layer(x, source if crossmodal else x, padding)     # self-attention: keys are the current x
+            x = layer(x, x if source is None else source, padding)     # self-attention: keys are the current x
         return self.final_norm(x)
 
 
@@ -137,25 +132,26 @@ class MulTNetwork(nn.Module):
                                     nn.Linear(combined, combined))
         self.out_layer = nn.Linear(combined, 1)
 
-    def projected(self, inputs: Inputs) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Each modality as (B, L - k + 1, d) after its temporal convolution, with its valid lengths."""
+    def projected(self, inputs: Inputs) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each modality as (B, L - k + 1, d) after its temporal convolution, with its valid lengths (B,) and its
+        padding mask (B, L - k + 1), True at padded steps."""
         raw = {"text": (self.text_dropout(inputs.text), inputs.text_lengths),
                "audio": (inputs.audio, inputs.audio_lengths), "vision": (inputs.vision, inputs.vision_lengths)}
         out = {}
         for modality, (x, lengths) in raw.items():
-            kernel = self.kernels[modality]
-            out[modality] = (self.project[modality](x.transpose(1, 2)).transpose(1, 2),
-                             (lengths - kernel + 1).clamp(min=1))
+            x = self.project[modality](x.transpose(1, 2)).transpose(1, 2)
+            lengths = (lengths - self.kernels[modality] + 1).clamp(min=1)
+            out[modality] = (x, lengths, ~length_mask(lengths, x.shape[1]))
         return out
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
         streams = self.projected(inputs)
         summaries = []
         for target in MODALITIES:
-            x, lengths = streams[target]
-            reached = [self.crossmodal[f"{target}<-{source}"](x, lengths, *streams[source])
-                       for source in MODALITIES if source != target]                    # 2 x (B, Lt, d)
-            memory = self.memory[target](torch.cat(reached, dim=-1), lengths)           # (B, Lt, 2d)
+            x, lengths, padding = streams[target]
+            reached = [self.crossmodal[f"{target}<-{source}"](x, source_padding, source_x)      # 2 x (B, Lt, d)
+                       for source, (source_x, _, source_padding) in streams.items() if source != target]
+            memory = self.memory[target](torch.cat(reached, dim=-1), padding)           # (B, Lt, 2d)
             summaries.append(last_valid(memory, lengths))                               # (B, 2d)
         last = torch.cat(summaries, dim=-1)                                             # (B, 6d)
         return {"score": self.out_layer(self.output(last) + last).squeeze(-1)}
@@ -169,4 +165,3 @@ class MulT(BaselineModel):
 
     presets = PRESETS
     network_class = MulTNetwork
-

@@ -155,7 +155,6 @@ class SelfMM(BaselineModel):
         super().__init__(config, info)
         self.labels: UnimodalLabelGenerator | None = None     # training-time state, built in on_fit_start
 
-
     def parameter_groups(self) -> list[dict[str, Any]]:
         c, network = self.config, self.network
         bert = list(network.text_model.named_parameters())

@@ -73,4 +73,3 @@ class TFN(BaselineModel):
 
     presets = PRESETS
     network_class = TFNNetwork
-

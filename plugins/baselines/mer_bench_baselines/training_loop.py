@@ -113,6 +113,7 @@ class BaselineModel(TorchModel):
                      generator: torch.Generator, epoch: int, device: torch.device) -> float:
         """One pass over the shuffled training data; returns the mean training loss."""
         self.network.train()
+        parameters = trainable(self.network.parameters())     # listed once per epoch, not per batch
         total, batches = torch.zeros((), device=device), 0
         optimizer.zero_grad(set_to_none=True)
         for step, index in enumerate(batch_indices(len(train), settings.batch_size, True, generator), start=1):
@@ -123,7 +124,7 @@ class BaselineModel(TorchModel):
             loss = self.training_loss(batch, outputs, epoch)
             loss.backward()
             if settings.grad_clip is not None:
-                nn.utils.clip_grad_value_(trainable(self.network.parameters()), settings.grad_clip)
+                nn.utils.clip_grad_value_(parameters, settings.grad_clip)
             self.after_batch(batch, {key: value.detach() for key, value in outputs.items()}, epoch)
             total, batches = total + loss.detach(), batches + 1
             if step % settings.accumulation == 0:

@@ -40,11 +40,8 @@ class UnimodalNetwork(nn.Module):
                                   nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.head_size, 1))
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
-        sequence, lengths = {
-            "text": (inputs.text, inputs.text_lengths),
-            "audio": (inputs.audio, inputs.audio_lengths),
-            "vision": (inputs.vision, inputs.vision_lengths),
-        }[self.modality]                                      # (B, L, D), (B,)
+        sequence = getattr(inputs, self.modality)                      # (B, L, D)
+        lengths = getattr(inputs, f"{self.modality}_lengths")          # (B,)
         return {"score": self.head(self.encoder(sequence, lengths)).squeeze(-1)}
 
 
@@ -60,7 +57,6 @@ class UnimodalModel(BaselineModel):
 
     def build_network(self) -> nn.Module:
         return UnimodalNetwork(self.modality, self.info.feature_dims[MODALITY_INDEX[self.modality]], self.config)
-
 
 
 class UnimodalText(UnimodalModel):

@@ -31,8 +31,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
     batch, heads, length, width = q.shape
     flat = lambda x: x.reshape(batch * heads, length, width)   # noqa: E731  (a copy: the inputs are permuted views)
-    keys = None if key_mask is None else key_mask.reshape(batch, 1, length).expand(batch, heads, length)
-    keys = None if keys is None else keys.reshape(batch * heads, 1, length)
+    keys = None if key_mask is None else key_mask.expand(batch, heads, 1, length).reshape(batch * heads, 1, length)
     seed = int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
     out = _BlockDropoutAttention.apply(flat(q), flat(k), flat(v), keys, dropout_p, seed)
     return out.view(batch, heads, length, width)
@@ -59,8 +58,8 @@ def _for_each_block(work, n: int, length: int) -> None:
     stall on thread barriers whenever a core is busy elsewhere. Blocks of one batch-head group stay on one worker
     (the backward pass accumulates into per-group slices), and each block draws its mask from its own generator, so
     results do not depend on the thread count."""
-    blocks = _blocks(n, length)
-    workers = min(torch.get_num_threads(), len({group.start for _, group, _ in blocks}))
+    blocks, threads = _blocks(n, length), torch.get_num_threads()
+    workers = min(threads, len({group.start for _, group, _ in blocks}))
     if workers <= 1:
         for block in blocks:
             work(*block)
@@ -68,7 +67,6 @@ def _for_each_block(work, n: int, length: int) -> None:
     shares: list[list] = [[] for _ in range(workers)]
     for block in blocks:
         shares[(block[1].start * workers) // n].append(block)
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)        # restored below; operations started by the workers then run single-threaded
     try:
         with ThreadPoolExecutor(workers) as pool:

@@ -38,11 +38,12 @@ class SplitTensors:
         text = split.text if text_mode == "features" else split.text_bert
         if text is None:
             raise ValueError(f"split '{split.name}' has no {'text' if text_mode == 'features' else 'text_bert'}")
-        lengths = torch.stack([_text_lengths(split), split.audio_lengths, split.vision_lengths], dim=1)
+        lengths = (torch.stack([_text_lengths(split), split.audio_lengths, split.vision_lengths], dim=1)
+                   if with_lengths else None)
         unimodal = None if split.unimodal_labels is None else three_class(split.unimodal_labels)
         move = lambda value: None if value is None else value.to(device, non_blocking=True)  # noqa: E731
-        return cls(move(text), move(split.audio), move(split.vision), move(lengths) if with_lengths else None,
-                   move(three_class(split.label)), move(unimodal))
+        return cls(move(text), move(split.audio), move(split.vision), move(lengths), move(three_class(split.label)),
+                   move(unimodal))
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -50,6 +51,15 @@ class SplitTensors:
     @property
     def device(self) -> torch.device:
         return self.label.device
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Index tensors of each batch, on the split's device: in split order, or with `generator` in one random
+        order drawn on the CPU and moved once per epoch."""
+        if generator is None:
+            order = torch.arange(len(self), device=self.device)
+        else:
+            order = torch.randperm(len(self), generator=generator).to(self.device)
+        return order.split(batch_size)
 
     def batch(self, index: torch.Tensor) -> Batch:
         pick = lambda value: None if value is None else value.index_select(0, index)  # noqa: E731
@@ -66,10 +76,6 @@ def _text_lengths(split: Split) -> torch.Tensor:
         return split.text_lengths.clamp(min=1)
     length = split.text.shape[1] if split.text is not None else 1
     return torch.full((len(split),), length, dtype=torch.long)
-
-
-def batch_starts(n: int, batch_size: int) -> range:
-    return range(0, n, batch_size)
 
 
 class FrozenBert:
@@ -91,6 +97,5 @@ class FrozenBert:
 
     def cache(self, tensors: SplitTensors, batch_size: int) -> SplitTensors:
         """The split with its token ids replaced by eval-mode BERT features (N, L, H), computed once."""
-        chunks = [self.features(tensors.text[start:start + batch_size], train=False)
-                  for start in batch_starts(len(tensors), batch_size)]
+        chunks = [self.features(token_ids, train=False) for token_ids in tensors.text.split(batch_size)]
         return tensors.with_text(torch.cat(chunks))

@@ -51,23 +51,35 @@ class CMC(TorchModel):
         config = self.config
         generator = torch.Generator().manual_seed(ctx.seed)   # data order; dropout and init use the seeded global RNG
         self.network.to(ctx.device)
-        train_tensors, valid_tensors = (SplitTensors.from_split(split, self.info.text_mode, ctx.device,
-                                                                config.masked_pooling) for split in (train, valid))
-        result = self._stage1(train_tensors, valid_tensors, ctx, generator)
+        tensors = tuple(SplitTensors.from_split(split, self.info.text_mode, ctx.device, config.masked_pooling)
+                        for split in (train, valid))
+        stage1_inputs = self._text_inputs(tensors, config.finetune_bert_stage1, ctx)
+        result = self._stage1(*stage1_inputs, ctx, generator)
         self.network.load_state_dict(transferred_state(self.network.state_dict(), result.states))
-        self._stage2(train_tensors, valid_tensors, result, ctx, generator)
+        stage2_inputs = stage1_inputs
+        if config.finetune_bert_stage1 or config.finetune_bert_stage2:
+            # otherwise BERT is frozen and the same in both stages, so stage 1's BERT features (or BERT) serve again
+            stage2_inputs = self._text_inputs(tensors, config.finetune_bert_stage2, ctx)
+        self._stage2(*stage2_inputs, result, ctx, generator)
 
-    def _stage1(self, train: SplitTensors, valid: SplitTensors, ctx: FitContext,
+    def _text_inputs(self, tensors: tuple[SplitTensors, SplitTensors], trained: bool,
+                     ctx: FitContext) -> tuple[SplitTensors, SplitTensors, FrozenBert | None]:
+        """(train, valid, frozen BERT) as a stage reads them. Without BERT, or with BERT trained in the stage, the
+        splits as they are; with a frozen BERT, its eval-mode features cached once per split, or (without the cache)
+        the token ids and the frozen BERT to run on every batch."""
+        bert = self._bert()
+        if bert is None or trained:
+            return (*tensors, None)
+        frozen = FrozenBert(bert, self.config.amp)
+        if not self.config.cache_frozen_bert:
+            return (*tensors, frozen)
+        return (*self._cached(frozen, ctx, *tensors), None)
+
+    def _stage1(self, train: SplitTensors, valid: SplitTensors, frozen: FrozenBert | None, ctx: FitContext,
                 generator: torch.Generator) -> Stage1Result:
         config, bert = self.config, self._bert()
-        text_model, frozen = None, None
-        if bert is not None and config.finetune_bert_stage1:
-            text_model = BertText(copy.deepcopy(bert.model))          # stage-1 copy; stage 2 gets it by transfer
-        elif bert is not None:
-            frozen = FrozenBert(bert, config.amp)
-            if config.cache_frozen_bert:
-                train, valid = self._cached(frozen, ctx, train, valid)
-                frozen = None
+        # A BERT trained in stage 1 is a copy inside the text student; stage 2 gets its weights by transfer.
+        text_model = BertText(copy.deepcopy(bert.model)) if bert is not None and config.finetune_bert_stage1 else None
         students = nn.ModuleList(UnimodalNet(modality, dim, config, text_model if modality == "text" else None)
                                  for modality, dim in zip(MODALITIES, self.in_dims)).to(ctx.device)
         epochs = epoch_budget(config.epochs, ctx.max_epochs)
@@ -75,16 +87,11 @@ class CMC(TorchModel):
         stage = Stage1(students, train, valid, config, self.rule, frozen, pseudo=self.pseudo_labels)
         return stage.run(epochs, config.patience, generator, ctx.progress)
 
-    def _stage2(self, train: SplitTensors, valid: SplitTensors, result: Stage1Result, ctx: FitContext,
-                generator: torch.Generator) -> None:
-        config, bert, frozen = self.config, self._bert(), None
+    def _stage2(self, train: SplitTensors, valid: SplitTensors, frozen: FrozenBert | None, result: Stage1Result,
+                ctx: FitContext, generator: torch.Generator) -> None:
+        config, bert = self.config, self._bert()
         if bert is not None:
             bert.requires_grad_(config.finetune_bert_stage2)
-            if not config.finetune_bert_stage2:
-                frozen = FrozenBert(bert, config.amp)
-                if config.cache_frozen_bert:
-                    train, valid = self._cached(frozen, ctx, train, valid)
-                    frozen = None
         epochs = epoch_budget(config.epochs, ctx.max_epochs)
         ctx.progress.start_stage("stage 2: multimodal fine-tuning", epochs)
         stage = Stage2(self.network, train, valid, result.train_targets, result.valid_targets, config, self.rule,

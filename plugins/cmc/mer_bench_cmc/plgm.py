@@ -75,7 +75,7 @@ class PseudoLabelStore:
 
     def hard(self) -> torch.Tensor:
         """(N, 3) int64 hard pseudo labels, the only form any loss uses."""
-        return self.soft.argmax(dim=-1)
+        return hard_labels(self.soft)
 
     def clone(self) -> torch.Tensor:
         return self.soft.clone()

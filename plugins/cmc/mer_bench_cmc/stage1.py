@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mer_bench.model import Progress
-from mer_bench.training import StateSnapshot, autocast
+from mer_bench.training import EarlyStopping, StateSnapshot, autocast
 from mer_bench_cmc.config import CMCConfig
-from mer_bench_cmc.encoders import MODALITIES, is_token_ids
+from mer_bench_cmc.encoders import MODALITIES
 from mer_bench_cmc.inputs import Batch, FrozenBert, SplitTensors
 from mer_bench_cmc.optim import make_adam
 from mer_bench_cmc.plgm import PseudoLabelStore, ema_update, hard_labels, momenta, temporary_labels
@@ -31,7 +31,6 @@ class Stage1Result:
     states: dict[str, dict[str, torch.Tensor] | None]   # selected weights per modality, None if never selected
     train_targets: torch.Tensor                          # (N, 3) int64 T/A/V targets for stage 2
     valid_targets: torch.Tensor                          # (Nv, 3) int64, the same for the validation loss
-    epochs: int                                          # epochs run
 
 
 class Stage1:
@@ -50,15 +49,13 @@ class Stage1:
         self.valid_labels = PseudoLabelStore(valid.label) if pseudo else None
 
     # --- one epoch -------------------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
-        """One pass over the training split; returns (4,) mean CE of T, A, V and mean SupCon, on the device."""
+    def train_epoch(self, epoch: int, label_m: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One pass over the training split; returns (4,) mean CE of T, A, V and mean SupCon, on the device.
+        `label_m` (3,) is the epoch's pseudo-label momentum per modality."""
         self.students.train()
-        label_m = torch.tensor(momenta(self.config.label_momentum, self.config.label_gamma, epoch),
-                               device=self.device)
         ema_mu = momenta(self.config.ema_momentum, self.config.ema_gamma, epoch)
-        order = torch.randperm(len(self.train), generator=generator).to(self.device)   # one transfer per epoch
         totals = torch.zeros(4, device=self.device)
-        for index in order.split(self.config.batch_size):
+        for index in self.train.batches(self.config.batch_size, generator):
             totals += self._train_step(index, label_m, ema_mu) * index.numel()
         return totals / len(self.train)
 
@@ -80,14 +77,11 @@ class Stage1:
         return torch.cat([ce.detach(), contrastive.detach().view(1)])
 
     @torch.no_grad()
-    def evaluate(self, epoch: int) -> torch.Tensor:
+    def evaluate(self, label_m: torch.Tensor) -> torch.Tensor:
         """(3,) validation CE per modality of the networks that get selected; updates moving validation labels."""
         self.students.eval()
-        label_m = torch.tensor(momenta(self.config.label_momentum, self.config.label_gamma, epoch),
-                               device=self.device)
         totals = torch.zeros(3, device=self.device)
-        for start in range(0, len(self.valid), self.config.eval_batch_size):
-            index = torch.arange(start, min(start + self.config.eval_batch_size, len(self.valid)), device=self.device)
+        for index in self.valid.batches(self.config.eval_batch_size):
             totals += self._evaluate_batch(index, label_m)
         return totals / len(self.valid)
 
@@ -107,9 +101,8 @@ class Stage1:
         return F.cross_entropy(teacher_logits.transpose(1, 2), targets, reduction="none").sum(dim=0)
 
     def _text(self, batch: Batch, train: bool) -> torch.Tensor:
-        if self.frozen_bert is not None and is_token_ids(batch.text):
-            return self.frozen_bert.features(batch.text, train)
-        return batch.text
+        """BERT features of a frozen BERT that is not cached; otherwise the batch's text as the networks take it."""
+        return batch.text if self.frozen_bert is None else self.frozen_bert.features(batch.text, train)
 
     def _forward(self, networks: nn.ModuleList, batch: Batch, train: bool, text: torch.Tensor | None = None):
         """-> logits (B, 3 modalities, 3 classes) float32 and h (B, 3, d)."""
@@ -117,32 +110,33 @@ class Stage1:
         with autocast(self.device, self.config.amp):
             outputs = [network(x, None if batch.lengths is None else batch.lengths[:, i])
                        for i, (network, x) in enumerate(zip(networks, inputs))]
-        return torch.stack([o[0] for o in outputs], dim=1).float(), torch.stack([o[1] for o in outputs], dim=1)
+        return torch.stack([o[0] for o in outputs], dim=1), torch.stack([o[1] for o in outputs], dim=1)
 
     # --- the stage ---------------------------------------------------------------------------------------------
     def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress) -> Stage1Result:
         selected = self.teachers if self.pseudo else self.students
         snapshots = [StateSnapshot() for _ in MODALITIES]
-        best = [math.inf] * len(MODALITIES)
+        # One stopper per modality; the stage stops once all of them would, i.e. after `patience` epochs in which no
+        # modality improved. A NaN loss never improves.
+        stoppers = [EarlyStopping(patience, best=math.inf) for _ in MODALITIES]
         kept = self._labels_now()
-        bad_epochs, epoch = 0, 0
         for epoch in range(1, epochs + 1):
-            train_stats = self.train_epoch(epoch, generator)
-            valid_losses = self.evaluate(epoch)
+            label_m = torch.tensor(momenta(self.config.label_momentum, self.config.label_gamma, epoch),
+                                   device=self.device)
+            train_stats = self.train_epoch(epoch, label_m, generator)
+            valid_losses = self.evaluate(label_m)
             values = torch.cat([train_stats, valid_losses]).tolist()       # the epoch's one host sync
             losses = [round(v, 4) if self.pseudo else v for v in values[4:]]
-            improved = [k for k in range(len(MODALITIES)) if losses[k] < best[k]]
+            improved = [k for k, stopper in enumerate(stoppers) if stopper.update(losses[k], epoch)]
             for k in improved:
-                best[k] = losses[k]
                 snapshots[k].save(selected[k])
             if improved and self.pseudo:
                 copy_modalities = range(len(MODALITIES)) if self.config.label_snapshot == "any" else improved
                 self._keep_labels(kept, copy_modalities)
-            bad_epochs = 0 if improved else bad_epochs + 1
             progress.advance(**_epoch_status(values, improved))
-            if bad_epochs >= patience:
+            if all(stopper.should_stop for stopper in stoppers):
                 break
-        return Stage1Result({m: s.state for m, s in zip(MODALITIES, snapshots)}, *self._targets(kept), epochs=epoch)
+        return Stage1Result({m: s.state for m, s in zip(MODALITIES, snapshots)}, *self._targets(kept))
 
     def _labels_now(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self.pseudo:

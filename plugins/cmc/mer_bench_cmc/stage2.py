@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from mer_bench.model import Progress
-from mer_bench.training import StateSnapshot, autocast
+from mer_bench.training import EarlyStopping, StateSnapshot, autocast
 from mer_bench_cmc.config import CMCConfig
-from mer_bench_cmc.encoders import is_token_ids
 from mer_bench_cmc.fusion import expert_loss
 from mer_bench_cmc.inputs import Batch, FrozenBert, SplitTensors
 from mer_bench_cmc.networks import CMCNet, CMCOutput
@@ -35,16 +34,15 @@ class Stage2:
     def train_epoch(self, generator: torch.Generator) -> torch.Tensor:
         """One pass over the training split; the mean training loss as a 0-d tensor on the device."""
         self.net.train()
-        order = torch.randperm(len(self.train), generator=generator).to(self.device)
         total = torch.zeros((), device=self.device)
-        for index in order.split(self.config.batch_size):
+        for index in self.train.batches(self.config.batch_size, generator):
             total += self._train_step(index) * index.numel()
         return total / len(self.train)
 
     def _train_step(self, index: torch.Tensor) -> torch.Tensor:
         batch = self.train.batch(index)
         targets = self.train_targets.index_select(0, index)                     # (B, 3)
-        output = self._forward(batch, train=True)
+        output = forward(self.net, batch, self.config.amp, self.frozen_bert, train=True)
         loss = (F.cross_entropy(output.logits, batch.label)
                 + expert_loss(output.expert_logits, targets, output.selected, self.config.mask_unselected_experts)
                 + modality_supcon(output.h, targets, self.rule, self.config.supcon_temperature))
@@ -55,58 +53,50 @@ class Stage2:
 
     @torch.no_grad()
     def valid_loss(self) -> torch.Tensor:
-        self.net.eval()
-        output = _concat([self._forward(self.valid.batch(index), train=False)
-                          for index in _eval_batches(len(self.valid), self.config.eval_batch_size, self.device)])
+        output = evaluate(self.net, self.valid, self.config.eval_batch_size, self.config.amp, self.frozen_bert)
         return (F.cross_entropy(output.logits, self.valid.label)
                 + expert_loss(output.expert_logits, self.valid_targets, output.selected,
                               self.config.mask_unselected_experts)
                 + chunked_modality_supcon(output.h, self.valid_targets, self.rule, self.config.supcon_temperature,
                                           self.config.batch_size))
 
-    def _forward(self, batch: Batch, train: bool) -> CMCOutput:
-        text = batch.text
-        if self.frozen_bert is not None and is_token_ids(text):
-            text = self.frozen_bert.features(text, train)
-        with autocast(self.device, self.config.amp):
-            return self.net(text, batch.audio, batch.vision, batch.lengths)
-
-    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress) -> int:
-        """Train up to `epochs`, keep the state with the lowest validation loss, restore it; return epochs run."""
-        snapshot, best, bad_epochs, epoch = StateSnapshot(), math.inf, 0, 0
+    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress) -> None:
+        """Train up to `epochs`, keep the state with the lowest validation loss and restore it."""
+        snapshot, stopping = StateSnapshot(), EarlyStopping(patience, best=math.inf)   # a NaN loss never improves
         for epoch in range(1, epochs + 1):
             train_loss = self.train_epoch(generator)
             train_value, valid_value = torch.stack([train_loss, self.valid_loss()]).tolist()   # one sync
-            improved = valid_value < best
+            improved = stopping.update(valid_value, epoch)
             if improved:
-                best = valid_value
                 snapshot.save(self.net)
-            bad_epochs = 0 if improved else bad_epochs + 1
             progress.advance(train_loss=train_value, valid_loss=valid_value, improved=float(improved))
-            if bad_epochs >= patience:
+            if stopping.should_stop:
                 break
         if snapshot.state is None:
             raise RuntimeError("CMC stage 2 never produced a finite validation loss; no state to keep.")
         snapshot.restore(self.net)
-        return epoch
+
+
+def forward(net: CMCNet, batch: Batch, amp: bool, frozen_bert: FrozenBert | None = None,
+            train: bool = False) -> CMCOutput:
+    """The network on one batch; token ids go through `frozen_bert` first when BERT is frozen but not cached."""
+    text = batch.text if frozen_bert is None else frozen_bert.features(batch.text, train)
+    with autocast(batch.label.device, amp):
+        return net(text, batch.audio, batch.vision, batch.lengths)
 
 
 @torch.no_grad()
+def evaluate(net: CMCNet, tensors: SplitTensors, batch_size: int, amp: bool,
+             frozen_bert: FrozenBert | None = None) -> CMCOutput:
+    """The outputs of every sample in split order, in eval mode."""
+    net.eval()
+    return _concat([forward(net, tensors.batch(index), amp, frozen_bert) for index in tensors.batches(batch_size)])
+
+
 def infer(net: CMCNet, tensors: SplitTensors, batch_size: int, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(probabilities (N, 3), router gates (N, 3)) of every sample in order, in eval mode."""
-    net.eval()
-    outputs = []
-    for index in _eval_batches(len(tensors), batch_size, tensors.device):
-        batch = tensors.batch(index)
-        with autocast(tensors.device, amp):
-            outputs.append(net(batch.text, batch.audio, batch.vision, batch.lengths))
-    output = _concat(outputs)
+    output = evaluate(net, tensors, batch_size, amp)
     return torch.softmax(output.logits, dim=-1), output.gates
-
-
-def _eval_batches(n: int, batch_size: int, device: torch.device):
-    for start in range(0, n, batch_size):
-        yield torch.arange(start, min(start + batch_size, n), device=device)
 
 
 def _concat(outputs: list[CMCOutput]) -> CMCOutput:
