@@ -21,6 +21,11 @@ class DataError(UserError):
         super().__init__(f"{self.path}: {where + ': ' if where else ''}{problem}")
 
 
+class NonFiniteError(UserError):
+    """A model produced NaN or infinite values (in predictions or a training loss). The run has failed: nothing is
+    scored and no result file is written, so a diverged model can never show up as an accuracy."""
+
+
 class PluginError(UserError):
     """A plugin that breaks the plugin contract in a way that must not pass silently (for example a misspelled hook)."""
 
@@ -31,3 +36,17 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> UserError:
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return UserError(f"Unknown {kind} '{name}'.{hint} Choices: {', '.join(choices) or '(none)'}.")
+
+
+class OutputError(UserError, OSError):
+    """A file or folder mer-bench could not write (disk full, file too large, read-only, a file where a folder
+    should be). Also an OSError, so code that tolerates a failed write (cache upkeep) still catches it; the CLI
+    prints its one line naming the path and exits 2. Built as OutputError(errno, message)."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.strerror else super().__str__()
+
+
+class EnvironmentProblem(UserError):
+    """What a run needs is missing on this machine (its data, a GPU): not a failure of the run itself, so a sweep
+    stops with one line instead of recording every run as failed."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from mer_bench import fileio
 from mer_bench.errors import UserError
 from mer_bench.runspec import RunSpec
 
@@ -179,19 +178,9 @@ def _check_predictions(predictions: dict[str, Any]) -> str | None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that `path` is either absent, the old file, or the complete new file; never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write JSON so that `path` is either absent, the old file, or the complete new file; never a partial one. The
+    file gets the mode the umask allows (see mer_bench.fileio); a failed write is a one-line `OutputError`."""
+    fileio.write_json_atomic(path, data)
 
 
 def write_result(result: RunResult, out_dir: Path) -> Path:
