@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
+from mer_bench.errors import NonFiniteError
+
 TRACKS = ("regression", "classification")
 
 
@@ -86,14 +88,29 @@ def describe(key: str, track: str, style: str) -> str:
 
 def compute_metrics(style: str, labels: np.ndarray, score: np.ndarray | None = None,
                     probs: np.ndarray | None = None) -> dict[str, dict[str, float | None]]:
-    """{track: {metric: value}} for every track the predictions allow."""
-    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    """{track: {metric: value}} for every track the predictions allow. Non-finite input is refused (see below)."""
+    labels = _finite_array("labels", labels).reshape(-1)
     metrics: dict[str, dict[str, float | None]] = {}
     if score is not None:
-        metrics["regression"] = regression_metrics(style, np.asarray(score, np.float64).reshape(-1), labels)
+        metrics["regression"] = regression_metrics(style, _finite_array("score", score).reshape(-1), labels)
     if probs is not None:
-        metrics["classification"] = classification_metrics(style, np.asarray(probs, np.float64), labels)
+        metrics["classification"] = classification_metrics(style, _finite_array("probs", probs), labels)
     return metrics
+
+
+def _finite_array(name: str, values: np.ndarray) -> np.ndarray:
+    """`values` as float64, or `NonFiniteError` if any is NaN or infinite.
+
+    Callers check model outputs before scoring (`Predictions.check`); this is the second line of defence, because a
+    NaN does not fail loudly here: it falls silently into one bin (NaN compares false with every edge) and comes out
+    as a plausible accuracy.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise NonFiniteError(f"Metrics refused: {bad} of {array.size} {name} values are NaN or infinite; "
+                             f"no metric is computed on non-finite values.")
+    return array
 
 
 def regression_metrics(style: str, pred: np.ndarray, label: np.ndarray) -> dict[str, float | None]:

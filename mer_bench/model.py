@@ -20,7 +20,7 @@ import torch
 
 from mer_bench.data.specs import LABEL_RANGES
 from mer_bench.data.split import Split
-from mer_bench.errors import UserError, unknown_name
+from mer_bench.errors import NonFiniteError, UserError, unknown_name
 
 OUTPUT_KINDS = ("score", "probs")
 TEXT_MODES = ("features", "bert")
@@ -83,8 +83,14 @@ class Predictions:
         pick = lambda value: None if value is None else value.index_select(0, index)  # noqa: E731
         return Predictions(pick(self.score), pick(self.probs), {k: pick(v) for k, v in self.extras.items()})
 
-    def check(self, n: int, outputs: frozenset[str], model: str) -> Predictions:
-        """Raise if the predictions do not match what the model declared; return them moved to the CPU as float32."""
+    def check(self, n: int, outputs: frozenset[str], model: str, split: Split | None = None,
+              require_finite: bool = True) -> Predictions:
+        """Raise if the predictions do not match what the model declared; return them moved to the CPU as float32.
+
+        With `require_finite` (the scored passes), any NaN or infinity is a `NonFiniteError`: a diverged model must
+        fail its run, never be scored. `split` (the split predicted) only makes that message name the split and the
+        first offending sample id.
+        """
         for kind in OUTPUT_KINDS:
             value = getattr(self, kind)
             if kind in outputs and value is None:
@@ -94,7 +100,31 @@ class Predictions:
         if self.probs is not None and tuple(self.probs.shape) != (n, 3):
             raise RuntimeError(f"model '{model}' returned probs of shape {tuple(self.probs.shape)}, expected ({n}, 3)")
         cpu = lambda value: None if value is None else value.detach().float().cpu()  # noqa: E731
-        return Predictions(cpu(self.score), cpu(self.probs), {k: cpu(v) for k, v in self.extras.items()})
+        checked = Predictions(cpu(self.score), cpu(self.probs), {k: cpu(v) for k, v in self.extras.items()})
+        if require_finite:
+            checked.require_finite(model, split)
+        return checked
+
+    def named_outputs(self) -> dict[str, torch.Tensor]:
+        """Every output tensor by name: "score", "probs" and the extras."""
+        main = {kind: getattr(self, kind) for kind in OUTPUT_KINDS if getattr(self, kind) is not None}
+        return {**main, **self.extras}
+
+    def require_finite(self, model: str, split: Split | None = None) -> None:
+        """Raise `NonFiniteError` naming the model, the output, the split and the first bad sample if any value is
+        NaN or infinite."""
+        for name, value in self.named_outputs().items():
+            finite = torch.isfinite(value)
+            bad = ~(finite.flatten(1).all(dim=1) if finite.dim() > 1 else finite)    # (N,) per sample
+            count = int(bad.sum())
+            if count:
+                first = int(torch.nonzero(bad)[0])
+                where = f" on the {split.name} split" if split is not None else ""
+                sample = f"sample id {split.ids[first]!r}" if split is not None else f"sample {first}"
+                raise NonFiniteError(
+                    f"Model '{model}' produced non-finite {name} (NaN or infinity) for {count} of {value.shape[0]} "
+                    f"samples{where} (first at {sample}); the run failed and nothing was scored. The training "
+                    f"diverged or the model is broken: try a smaller learning rate.")
 
 
 @dataclass

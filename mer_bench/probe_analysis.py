@@ -31,7 +31,8 @@ def track_of(predictions: Predictions) -> str:
 
 def track_scores(style: str, labels: torch.Tensor, predictions: Predictions, track: str) -> dict[str, float | None]:
     """{main metric} plus, on the regression track, {"mae"}: the numbers every probe condition reports."""
-    if len(labels) == 0:
+    if len(labels) == 0 or not finite_on_track(predictions, track):
+        # Undefined: no samples, or a perturbed input drove the model to NaN (never scored as a number).
         return {MAIN_METRIC: None, **({"mae": None} if track == "regression" else {})}
     score = predictions.score.numpy() if track == "regression" else None
     probs = predictions.probs.numpy() if track == "classification" else None
@@ -40,6 +41,12 @@ def track_scores(style: str, labels: torch.Tensor, predictions: Predictions, tra
     if track == "regression":
         scores["mae"] = metrics["mae"]
     return scores
+
+
+def finite_on_track(predictions: Predictions, track: str) -> bool:
+    """Whether the output the track scores (score or probs) is free of NaN and infinities."""
+    values = predictions.score if track == "regression" else predictions.probs
+    return bool(torch.isfinite(values).all())
 
 
 def change_from(clean: dict[str, float | None], perturbed: dict[str, float | None]) -> dict[str, float | None]:

@@ -13,6 +13,9 @@ training data, never train and never change the model. The probes are:
 - conflict: on data with unimodal labels, the main metric on the text-conflict and consistent subsets and the
   "follows text" rate.
 
+A perturbed input that drives a model to NaN or infinity makes that condition's scores null (undefined, like the
+drops, shares and areas built on them), never a number; `non_finite` lists such conditions.
+
 The structure of the returned dict is documented in the README ("Probes") and versioned by PROBES_VERSION.
 """
 
@@ -26,8 +29,8 @@ import torch
 from mer_bench.data.split import MODALITIES, Split
 from mer_bench.metrics import MAIN_METRIC
 from mer_bench.model import Model, Predictions
-from mer_bench.probe_analysis import (change_from, conflict_analysis, normalised_auc, reliance_shares, track_of,
-                                      track_scores)
+from mer_bench.probe_analysis import (change_from, conflict_analysis, finite_on_track, normalised_auc, reliance_shares,
+                                      track_of, track_scores)
 from mer_bench.probe_passes import PassCount, Variant, predict_variants, with_rows
 from mer_bench.probe_perturb import (derangement, draw_noise, emptied, feature_std, mask_ranks, masked_at, noised,
                                      swapped)
@@ -61,6 +64,7 @@ def run_probes(model: Model, test: Split, reference: Predictions, style: str, se
         "clean": clean, "ablation": ablation, "reliance_share": shares, "robustness": robustness,
         "conflict": conflict,
         "text_inputs": [name for name in ("text", "text_bert") if getattr(test, name) is not None],
+        "non_finite": sorted(key for key, value in predicted.items() if not finite_on_track(value, track)),
         "cost": count.as_dict(len(test)),
     }
 

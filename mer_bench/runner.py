@@ -154,7 +154,7 @@ def _fit_and_predict(model: Model, data: MERData, ctx: FitContext):
 
 
 def _checked_predict(model: Model, split: Split) -> Predictions:
-    return model.predict(split).check(len(split), model.outputs, model.name)
+    return model.predict(split).check(len(split), model.outputs, model.name, split=split)
 
 
 def _run_probes(model: Model, data: MERData, reference: Predictions, spec: RunSpec) -> tuple[Any, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mer_bench.errors import UserError
+from mer_bench.errors import NonFiniteError, UserError
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -74,6 +75,16 @@ class EarlyStopping:
     @property
     def should_stop(self) -> bool:
         return self.bad_epochs >= self.patience
+
+
+def require_finite_loss(model: str, stage: str, epoch: int, **losses: float) -> None:
+    """Raise `NonFiniteError` if an epoch's mean loss is NaN or infinite: training has diverged and every later epoch
+    would be wasted. Meant for the per-epoch means a loop already syncs to the host, so it costs no extra sync."""
+    bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+    if bad:
+        listed = ", ".join(f"{name}={value}" for name, value in bad.items())
+        raise NonFiniteError(f"Model '{model}' diverged: {stage} loss is not finite after epoch {epoch} ({listed}); "
+                             f"the run failed. Try a smaller learning rate.")
 
 
 def autocast(device: torch.device, enabled: bool = True):

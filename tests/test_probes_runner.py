@@ -13,7 +13,8 @@ from mer_bench.plugins import get_catalog
 from mer_bench.runner import RunOptions, make_spec, run_many
 
 TOP_LEVEL_KEYS = {"version", "track", "metric", "seed", "text_reliance_share", "follows_text_rate", "robustness_auc",
-                  "clean", "ablation", "reliance_share", "robustness", "conflict", "text_inputs", "cost"}
+                  "clean", "ablation", "reliance_share", "robustness", "conflict", "text_inputs", "non_finite",
+                  "cost"}
 
 
 class SplitRecorder(Model):

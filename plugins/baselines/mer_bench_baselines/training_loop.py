@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo, FitContext, Predictions, TorchModel
-from mer_bench.training import EarlyStopping, StateSnapshot, batch_indices, epoch_budget
+from mer_bench.training import EarlyStopping, StateSnapshot, batch_indices, epoch_budget, require_finite_loss
 from mer_bench_baselines.common import Inputs
 
 MIN_IMPROVEMENT = 1e-6      # MMSA saves a checkpoint only when the validation loss drops by more than this
@@ -99,6 +99,7 @@ class BaselineModel(TorchModel):
         ctx.progress.start_stage("train", epochs)
         for epoch in range(1, epochs + 1):
             train_loss = self._train_epoch(train_inputs, optimizer, settings, generator, epoch, ctx.device)
+            require_finite_loss(self.name, "training", epoch, train_loss=train_loss)   # diverged: stop now
             valid_loss = self.validation_loss(valid_inputs, settings.valid_loss)
             if scheduler is not None:
                 scheduler.step(valid_loss)

@@ -85,7 +85,7 @@ class CMC(TorchModel):
         epochs = epoch_budget(config.epochs, ctx.max_epochs)
         ctx.progress.start_stage("stage 1: unimodal pretraining", epochs)
         stage = Stage1(students, train, valid, config, self.rule, frozen, pseudo=self.pseudo_labels)
-        return stage.run(epochs, config.patience, generator, ctx.progress)
+        return stage.run(epochs, config.patience, generator, ctx.progress, model_name=self.name)
 
     def _stage2(self, train: SplitTensors, valid: SplitTensors, frozen: FrozenBert | None, result: Stage1Result,
                 ctx: FitContext, generator: torch.Generator) -> None:
@@ -96,7 +96,7 @@ class CMC(TorchModel):
         ctx.progress.start_stage("stage 2: multimodal fine-tuning", epochs)
         stage = Stage2(self.network, train, valid, result.train_targets, result.valid_targets, config, self.rule,
                        frozen)
-        stage.run(epochs, config.patience, generator, ctx.progress)
+        stage.run(epochs, config.patience, generator, ctx.progress, model_name=self.name)
         if bert is not None:
             bert.requires_grad_(True)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mer_bench.model import Progress
-from mer_bench.training import EarlyStopping, StateSnapshot, autocast
+from mer_bench.training import EarlyStopping, StateSnapshot, autocast, require_finite_loss
 from mer_bench_cmc.config import CMCConfig
 from mer_bench_cmc.encoders import MODALITIES
 from mer_bench_cmc.inputs import Batch, FrozenBert, SplitTensors
@@ -113,7 +113,8 @@ class Stage1:
         return torch.stack([o[0] for o in outputs], dim=1), torch.stack([o[1] for o in outputs], dim=1)
 
     # --- the stage ---------------------------------------------------------------------------------------------
-    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress) -> Stage1Result:
+    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress,
+            model_name: str = "cmc") -> Stage1Result:
         selected = self.teachers if self.pseudo else self.students
         snapshots = [StateSnapshot() for _ in MODALITIES]
         # One stopper per modality; the stage stops once all of them would, i.e. after `patience` epochs in which no
@@ -126,6 +127,7 @@ class Stage1:
             train_stats = self.train_epoch(epoch, label_m, generator)
             valid_losses = self.evaluate(label_m)
             values = torch.cat([train_stats, valid_losses]).tolist()       # the epoch's one host sync
+            require_finite_loss(model_name, "stage 1 training", epoch, **dict(zip(_TRAIN_NAMES, values[:4])))
             losses = [round(v, 4) if self.pseudo else v for v in values[4:]]
             improved = [k for k, stopper in enumerate(stoppers) if stopper.update(losses[k], epoch)]
             for k in improved:
@@ -154,8 +156,11 @@ class Stage1:
         return hard_labels(kept[0]), hard_labels(kept[1])
 
 
+_TRAIN_NAMES = ("train_ce_t", "train_ce_a", "train_ce_v", "train_supcon")
+
+
 def _epoch_status(values: list[float], improved: list[int]) -> dict[str, float]:
-    names = ("train_ce_t", "train_ce_a", "train_ce_v", "train_supcon", "valid_ce_t", "valid_ce_a", "valid_ce_v")
+    names = (*_TRAIN_NAMES, "valid_ce_t", "valid_ce_a", "valid_ce_v")
     status = dict(zip(names, values))
     status["improved"] = float(len(improved))
     return status

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mer_bench.model import Progress
-from mer_bench.training import EarlyStopping, StateSnapshot, autocast
+from mer_bench.training import EarlyStopping, StateSnapshot, autocast, require_finite_loss
 from mer_bench_cmc.config import CMCConfig
 from mer_bench_cmc.fusion import expert_loss
 from mer_bench_cmc.inputs import Batch, FrozenBert, SplitTensors
@@ -60,12 +60,14 @@ class Stage2:
                 + chunked_modality_supcon(output.h, self.valid_targets, self.rule, self.config.supcon_temperature,
                                           self.config.batch_size))
 
-    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress) -> None:
+    def run(self, epochs: int, patience: int, generator: torch.Generator, progress: Progress,
+            model_name: str = "cmc") -> None:
         """Train up to `epochs`, keep the state with the lowest validation loss and restore it."""
         snapshot, stopping = StateSnapshot(), EarlyStopping(patience, best=math.inf)   # a NaN loss never improves
         for epoch in range(1, epochs + 1):
             train_loss = self.train_epoch(generator)
             train_value, valid_value = torch.stack([train_loss, self.valid_loss()]).tolist()   # one sync
+            require_finite_loss(model_name, "stage 2 training", epoch, train_loss=train_value)
             improved = stopping.update(valid_value, epoch)
             if improved:
                 snapshot.save(self.net)
