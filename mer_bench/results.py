@@ -17,7 +17,7 @@ import jsonschema
 
 from mer_bench import fileio
 from mer_bench.errors import UserError
-from mer_bench.runspec import RunSpec
+from mer_bench.runspec import SEED_RANGE, SHA256_PATTERN, RunSpec
 
 SCHEMA_VERSION = 1
 
@@ -38,9 +38,12 @@ RESULT_SCHEMA: dict[str, Any] = {
         "spec": {
             "type": "object",
             "required": ["model", "dataset", "seed", "overrides", "text_mode", "epochs"],
-            "properties": {"model": {"type": "string"}, "dataset": {"type": "string"}, "seed": {"type": "integer"},
+            "properties": {"model": {"type": "string"}, "dataset": {"type": "string"},
+                           "seed": {"type": "integer", "minimum": SEED_RANGE[0], "maximum": SEED_RANGE[1]},
                            "overrides": {"type": "object"}, "text_mode": {"enum": ["features", "bert"]},
-                           "epochs": {"type": ["integer", "null"]}},
+                           "epochs": {"type": ["integer", "null"]},
+                           # optional: files written before the data's checksum named the run lack it (runspec.py)
+                           "data_sha256": {"type": "string", "pattern": f"^{SHA256_PATTERN.pattern}$"}},
         },
         "model": {
             "type": "object",
@@ -102,6 +105,7 @@ class RunResult:
     probes: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None     # reproduces the run, data location included; None: the spec's own command()
 
     @property
     def run_id(self) -> str:
@@ -112,7 +116,8 @@ class RunResult:
             "schema_version": self.schema_version, "run_id": self.run_id, "spec": self.spec.to_dict(),
             "model": self.model, "dataset": self.dataset, "metrics": self.metrics, "predictions": self.predictions,
             "probes": self.probes, "timings": self.timings, "parameters": self.parameters,
-            "environment": self.environment, "created": self.created, "command": self.spec.command(), **self.extra,
+            "environment": self.environment, "created": self.created, "command": self.command or self.spec.command(),
+            **self.extra,
         })
 
     @classmethod
@@ -123,7 +128,8 @@ class RunResult:
         return cls(spec=RunSpec.from_dict(data["spec"]), model=data["model"], dataset=data["dataset"],
                    metrics=data["metrics"], predictions=data["predictions"], timings=data["timings"],
                    parameters=data["parameters"], environment=data["environment"], created=data["created"],
-                   probes=data.get("probes"), extra={k: v for k, v in data.items() if k not in known})
+                   probes=data.get("probes"), extra={k: v for k, v in data.items() if k not in known},
+                   command=data["command"])
 
 
 def _finite(value: Any) -> Any:
@@ -148,6 +154,9 @@ def validate(data: Any, source: str) -> None:
     problem = _check_predictions(data["predictions"])
     if problem:
         raise ResultError(f"{source}: not a valid result file at 'predictions': {problem}")
+    problem = _check_data_identity(data)
+    if problem:
+        raise ResultError(f"{source}: not a valid result file at 'spec/data_sha256': {problem}")
 
 
 def schema_problem(validator: jsonschema.protocols.Validator, data: Any) -> str | None:
@@ -157,6 +166,15 @@ def schema_problem(validator: jsonschema.protocols.Validator, data: Any) -> str 
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
     return f"'{where}': {error.message}"
+
+
+def _check_data_identity(data: dict[str, Any]) -> str | None:
+    """The checksum that names the run is the one of the data it was scored on (absent in old files: nothing to
+    compare)."""
+    named = data["spec"].get("data_sha256")
+    if named is not None and named != data["dataset"]["sha256"]:
+        return "spec.data_sha256 differs from dataset.sha256 (the run id names other data than the file scored)"
+    return None
 
 
 def _check_predictions(predictions: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from mer_bench.data.loading import load_dataset
+from mer_bench.data.loading import dataset_checksum, generated_data, load_dataset
 from mer_bench.data.split import MERData, Split
 from mer_bench.data.subsets import subset_indices
 from mer_bench.environment import environment
@@ -28,7 +28,8 @@ from mer_bench.model import (TEXT_MODES, DataInfo, FitContext, Model, NullProgre
 from mer_bench.plugins import Catalog, Entry, get_catalog
 from mer_bench.probes import run_probes
 from mer_bench.results import RunResult, read_result, write_result
-from mer_bench.runspec import RunSpec
+from mer_bench.runlock import RunLock, describe_holder, lock_path, read_lock
+from mer_bench.runspec import SEED_RANGE, RunSpec
 from mer_bench.training import resolve_device, seed_everything
 
 
@@ -41,8 +42,11 @@ class RunOptions:
     data_file: Path | None = None
     device: str = "auto"
     force: bool = False
+    force_dataset: bool = False   # score a file as `--dataset` even when its shapes are another dataset's
     probes: bool = True
     progress: Progress = field(default_factory=NullProgress)
+    on_wait: Callable[[RunSpec, str], None] | None = None   # told when a run waits for another process's lock
+    lock_poll_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,11 @@ class RunOutcome:
 
 
 def make_spec(catalog: Catalog, model: str, dataset: str, seed: int, settings: dict[str, str] | None = None,
-              text_mode: str | None = None, epochs: int | None = None) -> RunSpec:
-    """Check names and settings against the catalog and build a canonical RunSpec (typos fail here, before work)."""
+              text_mode: str | None = None, epochs: int | None = None, data_sha256: str | None = None) -> RunSpec:
+    """Check names and settings against the catalog and build a canonical RunSpec (typos fail here, before work).
+
+    `data_sha256` is the data's checksum (`data_checksum`); every spec that is run should have it, so its id names
+    the data. Left None, the spec describes the run without naming its data (as in result files of old versions)."""
     model_class = catalog.model(model).value
     catalog.dataset(dataset)
     settings = dict(settings or {})
@@ -63,7 +70,22 @@ def make_spec(catalog: Catalog, model: str, dataset: str, seed: int, settings: d
     if text_mode not in TEXT_MODES:
         raise UserError(f"Unknown text mode '{text_mode}' (use {' or '.join(TEXT_MODES)}).")
     overrides = parse_overrides(model_class, settings)
-    return RunSpec(model, dataset, int(seed), tuple(overrides.items()), text_mode, epochs)
+    return RunSpec(model, dataset, check_seed(seed), tuple(overrides.items()), text_mode, epochs, data_sha256)
+
+
+def check_seed(seed: int) -> int:
+    """Seeds go to numpy and torch, which accept 0..2**32-1; anything else is refused here, before any work."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise UserError(f"Seed {seed!r} is out of range: seeds are integers from {low} to {high} (2**32-1), as "
+                        "numpy and torch seeding accept.")
+    return seed
+
+
+def data_checksum(catalog: Catalog, dataset: str, data_dir: Path | None = None, data_file: Path | None = None) -> str:
+    """The checksum that names runs on this dataset, found before deciding to reuse any result (the data is not
+    read when the prepared cache knows the file; see `mer_bench.data.loading.dataset_checksum`)."""
+    return dataset_checksum(catalog.dataset(dataset).value, data_dir, data_file)
 
 
 def run_many(specs: list[RunSpec], options: RunOptions, catalog: Catalog | None = None,
@@ -71,30 +93,103 @@ def run_many(specs: list[RunSpec], options: RunOptions, catalog: Catalog | None 
              on_done: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
     """Run each spec in order, loading each dataset at most once and only if some run still has to be done.
 
-    `on_start` and `on_done` are called around every run (the CLI shows progress with them).
+    Each run is trained under its lock (`mer_bench.runlock`), as in a sweep: when another process holds it, this one
+    waits (telling `options.on_wait`) and then reuses that process's result, so two identical `mer-bench run`s never
+    train the same run twice. `on_start` and `on_done` are called around every run (the CLI shows progress).
     """
     catalog = catalog or get_catalog()
     loaded: dict[str, MERData] = {}
+
+    def data_for(spec: RunSpec) -> MERData:
+        if spec.dataset not in loaded:
+            loaded[spec.dataset] = load_checked(catalog, spec.dataset, options)
+        return check_data_identity(spec, loaded[spec.dataset])
+
     outcomes = []
     for spec in specs:
         if on_start is not None:
             on_start(spec)
-        path = spec.result_path(options.out_dir)
-        if path.exists() and not options.force:
-            outcome = RunOutcome(spec, path, read_result(path), skipped=True)
-        else:
-            if spec.dataset not in loaded:
-                loaded[spec.dataset] = load_dataset(catalog.dataset(spec.dataset).value, options.data_dir,
-                                                    options.data_file)
-            outcome = run_one(spec, loaded[spec.dataset], options, catalog)
+        outcome = _reuse_or_run(spec, options, catalog, data_for)
         if on_done is not None:
             on_done(outcome)
         outcomes.append(outcome)
     return outcomes
 
 
+def _reuse_or_run(spec: RunSpec, options: RunOptions, catalog: Catalog,
+                  data_for: Callable[[RunSpec], MERData]) -> RunOutcome:
+    path = spec.result_path(options.out_dir)
+    if path.exists() and not options.force:
+        return RunOutcome(spec, path, read_result(path), skipped=True)
+    lock = RunLock(lock_path(spec, options.out_dir))
+    waited = False
+    while not lock.acquire():
+        if not waited and options.on_wait is not None:
+            options.on_wait(spec, describe_holder(read_lock(lock.path)))
+        waited = True
+        time.sleep(options.lock_poll_s)
+    try:
+        if path.exists() and (waited or not options.force):   # the holder we waited for has just written it
+            return RunOutcome(spec, path, read_result(path), skipped=True)
+        return run_one(spec, data_for(spec), options, catalog)
+    finally:
+        lock.release()
+
+
+def load_checked(catalog: Catalog, dataset: str, options: RunOptions) -> MERData:
+    """The dataset, refused when its file's shapes say it is another registered dataset (unless forced)."""
+    spec = catalog.dataset(dataset).value
+    if spec.generate is not None and options.data_file is None:
+        return generated_data(spec)   # the same object the checksum was computed from: generated once
+    data = load_dataset(spec, options.data_dir, options.data_file)
+    if not options.force_dataset:
+        refuse_other_dataset(data, catalog)
+    return data
+
+
+def refuse_other_dataset(data: MERData, catalog: Catalog) -> None:
+    """A file whose audio/vision feature sizes differ from its dataset's and equal another registered dataset's
+    holds that other dataset: scoring it as the one asked for (MOSI-style metrics on SIMS labels, say) would publish
+    numbers of the wrong dataset. Validation only warns about the sizes, since rebuilt features may legitimately
+    differ; here the match with another dataset decides. `--force-dataset` overrides."""
+    expected = tuple(data.spec.feature_dims[1:])
+    found = tuple(data.feature_dims[1:])   # (audio, vision) feature sizes of the file
+    if found == expected:
+        return
+    others = sorted(entry.name for entry in catalog.datasets.values()
+                    if entry.name != data.spec.name and tuple(entry.value.feature_dims[1:]) == found
+                    and entry.value.generate is None)
+    if others:
+        raise UserError(f"{data.source}: audio/vision feature sizes {found[0]}/{found[1]} are those of "
+                        f"{' and '.join(repr(name) for name in others)}, not of '{data.spec.name}' "
+                        f"({expected[0]}/{expected[1]}); pass --dataset {others[0]}, or --force-dataset to score it "
+                        f"as '{data.spec.name}' anyway.")
+
+
+def check_data_identity(spec: RunSpec, data: MERData) -> MERData:
+    """The data about to be trained on is the data the run id names (it may have changed since it was checked)."""
+    if spec.data_sha256 is not None and data.sha256 != spec.data_sha256:
+        raise UserError(f"{data.source}: its checksum is {data.sha256[:12]}..., but run {spec.run_id} is for data "
+                        f"{spec.data_sha256[:12]}... (did the file change during the run?); start again.")
+    return data
+
+
+def data_options(options: RunOptions, data: MERData) -> tuple[str, ...]:
+    """Where the data came from, as `mer-bench run` options for the recorded command: --data-file or --data-dir as
+    the run used them (absolute), the file actually read when it was found through $MER_BENCH_DATA or the default
+    folder (so the command works without that environment), nothing for generated data."""
+    force = ("--force-dataset",) if options.force_dataset else ()
+    if data.spec.generate is not None and options.data_file is None:
+        return force
+    if options.data_dir is not None and options.data_file is None:
+        return ("--data-dir", str(Path(options.data_dir).resolve()), *force)
+    return ("--data-file", str(Path(options.data_file or data.source).resolve()), *force)
+
+
 def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog) -> RunOutcome:
-    """Train, predict and score one run on already loaded data; write its result file atomically."""
+    """Train, predict and score one run on already loaded data; write its result file atomically. The caller holds
+    the run's lock (`run_many`, or a sweep worker)."""
+    check_data_identity(spec, data)
     entry = catalog.model(spec.model)
     model_class: type[Model] = entry.value
     info = data_info(data, spec.text_mode)
@@ -121,7 +216,8 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
         parameters=int(model.parameter_count()), probes=probes,
         environment=environment(device, {"name": entry.plugin, "distribution": entry.distribution,
                                          "version": entry.version}),
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        command=spec.command(data_options(options, data)))
     return RunOutcome(spec, write_result(result, options.out_dir), result, skipped=False)
 
 

@@ -11,7 +11,7 @@ import time
 
 from mer_bench.plugins import get_catalog
 from mer_bench.runner import make_spec
-from mer_bench.sweep import store
+from mer_bench import runlock
 from mer_bench.sweep.store import STALE_AFTER_S, RunLock, lock_path
 from mer_bench.sweep.worker import DONE, LOCKED, SKIPPED, WorkerSettings, execute_run
 from tests.test_sweep_support import files_under
@@ -56,7 +56,7 @@ def test_a_lock_from_another_host_is_kept_until_its_heartbeat_stops(tmp_path):
 
 
 def test_the_holder_refreshes_its_lock_while_it_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(runlock, "HEARTBEAT_S", 0.05)
     path = tmp_path / ".run.lock"
     lock = RunLock(path)
     assert lock.acquire()

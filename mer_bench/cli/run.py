@@ -14,20 +14,30 @@ from mer_bench.cli.console import stdout as console
 from mer_bench.errors import UserError
 from mer_bench.metrics import METRIC_KEYS, METRICS
 from mer_bench.plugins import get_catalog
-from mer_bench.runner import RunOptions, RunOutcome, make_spec, run_many
+from mer_bench.fileio import check_output_dir
+from mer_bench.runner import RunOptions, RunOutcome, check_seed, data_checksum, make_spec, run_many
 from mer_bench.runspec import DEFAULT_SEEDS, RunSpec
 from mer_bench.stats import mean_std
 
 
 
+MAX_THREADS = 1024   # beyond any machine we know; more threads than that only exhaust the process table
+
+
 def parse_seeds(text: str) -> list[int]:
+    """Comma-separated seeds, each once (in the order given), each in numpy's and torch's range 0..2**32-1."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UserError(f"--seeds takes comma-separated integers, got '{text}'.") from None
     if not seeds:
         raise UserError("--seeds is empty.")
-    return seeds
+    for seed in seeds:
+        try:
+            check_seed(seed)
+        except UserError as error:
+            raise UserError(f"--seeds: {error}") from None
+    return list(dict.fromkeys(seeds))   # "1,1,1" is one run, not three copies of it
 
 
 def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -45,7 +55,10 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--dataset", "-d", required=True, help="Dataset name (see `mer-bench datasets list`).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the datasets in the MMSA layout.")
 @click.option("--data-file", type=click.Path(path_type=Path), help="The dataset's pickle file itself.")
-@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True, help="Comma-separated seeds.")
+@click.option("--force-dataset", is_flag=True, help="Score the file as --dataset even when its feature sizes are "
+              "another registered dataset's (refused otherwise).")
+@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
+              help="Comma-separated seeds, each 0..4294967295 (2**32-1); a seed given twice runs once.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a model setting (repeatable).")
 @click.option("--text-mode", type=click.Choice(["features", "bert"]), default=None,
               help="features: precomputed BERT features (default); bert: token ids through BERT.")
@@ -53,23 +66,33 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epoch budget per training stage.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results folder: OUT/<dataset>/<model>/<run-id>.json")
-@click.option("--force", is_flag=True, help="Rerun runs whose result file exists.")
+@click.option("--force", is_flag=True, help="Rerun runs whose result file exists. A run that another process is "
+              "training now (its lock is held) is waited for, then reused, with or without --force.")
 @click.option("--no-probes", is_flag=True, help="Skip the modality reliance and robustness probes.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
               help="CPU threads for torch (default: torch's own choice). Use 1 on a machine busy with other work.")
-def run_command(model, dataset, data_dir, data_file, seeds, settings, text_mode, device, epochs, out_dir, force,
-                no_probes, threads) -> None:
-    """Train and evaluate MODEL on a dataset over several seeds; write one result file per seed."""
+def run_command(model, dataset, data_dir, data_file, force_dataset, seeds, settings, text_mode, device, epochs,
+                out_dir, force, no_probes, threads) -> None:
+    """Train and evaluate MODEL on a dataset over several seeds; write one result file per seed.
+
+    Run ids name the data by its checksum, so a run on other data (another --data-file) is a new run, never the
+    reuse of an old result. A run that another `mer-bench run` or sweep is training at the same moment is waited
+    for and its result reused."""
     if data_dir is not None and data_file is not None:
         raise UserError("Give either --data-dir or --data-file, not both.")
+    seed_list = parse_seeds(seeds)   # before any slow step: a bad option fails at once
+    raw_settings = parse_settings(settings)
+    check_output_dir(out_dir, "--out folder")   # a file, read-only or full: say so before training, not after
     if threads is not None:
         torch.set_num_threads(threads)
     catalog = get_catalog()
-    raw_settings = parse_settings(settings)
-    specs = [make_spec(catalog, model, dataset, seed, raw_settings, text_mode, epochs) for seed in parse_seeds(seeds)]
+    make_spec(catalog, model, dataset, seed_list[0], raw_settings, text_mode, epochs)   # names and settings first
+    checksum = data_checksum(catalog, dataset, data_dir, data_file)
+    specs = [make_spec(catalog, model, dataset, seed, raw_settings, text_mode, epochs, checksum) for seed in seed_list]
     with RichProgress() as progress:
         options = RunOptions(out_dir=out_dir, data_dir=data_dir, data_file=data_file, device=device, force=force,
-                             probes=not no_probes, progress=progress)
+                             force_dataset=force_dataset, probes=not no_probes, progress=progress,
+                             on_wait=progress.waiting)
         outcomes = run_many(specs, options, catalog, on_start=progress.start_run, on_done=progress.finish_run)
     print_summary(outcomes, out_dir)
 
@@ -94,6 +117,10 @@ class RichProgress:
     def start_run(self, spec: RunSpec) -> None:
         self._run = f"{spec.model} on {spec.dataset}, seed {spec.seed}"
         self._task = self._bar.add_task(f"{self._run}: loading", total=None, status="")
+
+    def waiting(self, spec: RunSpec, holder: str) -> None:
+        status_console.print(f"{self._run}: another process is training this run ({holder}); waiting for it, "
+                             "then its result is reused", markup=False, highlight=False, soft_wrap=True)
 
     def start_stage(self, name: str, total: int | None) -> None:
         if self._task is not None:

@@ -189,3 +189,43 @@ def _audio_vision_dims(raw: dict) -> tuple[int, int] | None:
     if len(arrays) == 2 and all(isinstance(array, np.ndarray) and array.ndim == 3 for array in arrays):
         return int(arrays[0].shape[2]), int(arrays[1].shape[2])
     return None
+
+
+# --- The data's identity before loading it (the checksum that names runs; see mer_bench.runspec) -----------------
+
+_GENERATED_KEPT = 2                                   # generated datasets kept per process (small, but not free)
+_generated: dict[tuple, MERData] = {}
+_hashed: dict[cache.Fingerprint, str] = {}           # files hashed by this process, so a sweep hashes each once
+
+
+def dataset_checksum(spec: DatasetSpec, data_dir: Path | None = None, data_file: Path | None = None) -> str:
+    """The SHA-256 a run on this data records as ``dataset.sha256``, found as cheaply as possible: for a file, from
+    the prepared cache's fingerprint (path, size, mtime) when it knows the file, else by hashing it (once per
+    process); for generated data, by generating it (kept, so the run that follows does not generate it again).
+    A missing file is the same one-line UserError as loading it."""
+    if spec.generate is not None and data_file is None:
+        return generated_data(spec).sha256
+    path = locate(spec, data_dir, data_file)
+    fingerprint = cache.Fingerprint.of(path)
+    root = cache.cache_root()
+    entry = cache.find_fresh(root, spec, fingerprint) if root is not None else None
+    if entry is not None:
+        return entry.sha256
+    if fingerprint not in _hashed:
+        _hashed[fingerprint] = file_sha256(path)
+    return _hashed[fingerprint]
+
+
+def generated_data(spec: DatasetSpec) -> MERData:
+    """`spec.generate()`, memoised per process. Keyed by the spec's fields and the generator's code rather than the
+    spec object: every `get_catalog()` builds new spec objects (new closures) for the same generated data."""
+    generate = spec.generate
+    key = (spec.name, spec.style, spec.feature_dims, spec.seq_lens, spec.split_sizes, spec.title,
+           getattr(generate, "__module__", None), getattr(generate, "__qualname__", None),
+           tuple(repr(cell.cell_contents) for cell in (getattr(generate, "__closure__", None) or ())
+                 if not isinstance(cell.cell_contents, DatasetSpec)))
+    if key not in _generated:
+        while len(_generated) >= _GENERATED_KEPT:
+            _generated.pop(next(iter(_generated)))
+        _generated[key] = spec.generate()
+    return _generated[key]
