@@ -134,12 +134,32 @@ def test_ties_use_the_paired_permutation_test_on_predictions():
     assert row_of(table, "best").cells["gap"].mark == ""                         # the gap is never ranked
 
 
-def test_ties_fall_back_to_a_t_test_without_predictions():
+def test_rows_without_predictions_are_shown_but_never_ranked():
+    """Metrics of a run without per-sample predictions cannot be checked, so they take no mark, even when best."""
+    label, _ = synthetic_labels(60)
+    runs = []
+    for seed in (1, 2, 3):
+        runs.append(run("kept", seed, label, noisy_predictions(label, 0.4, seed)[0]))
+        runs.append(run("claims", seed, label, noisy_predictions(label, 0.05, seed)[0], keep_predictions=False))
+    _, tables = tables_by_track(runs)
+    table = tables["regression"]
+    claims, kept = row_of(table, "claims"), row_of(table, "kept")
+    assert table.rows[0] is claims                                       # still shown, in order of its mean
+    assert not claims.verified and kept.verified
+    for column in table.columns:
+        if column.ranked:
+            assert claims.cells[column.id].mark == "" and claims.cells[column.id].test is None, column.id
+    assert kept.cells["mae"].mark == "best"
+
+
+def test_ties_fall_back_to_a_t_test_when_predictions_are_not_aligned():
     label, _ = synthetic_labels(60)
     runs = []
     for seed in (1, 2, 3):
         runs.append(run("kept", seed, label, noisy_predictions(label, 0.2, seed)[0]))
-        runs.append(run("dropped", seed, label, noisy_predictions(label, 0.25, seed)[0], keep_predictions=False))
+        other = run("reordered", seed, label, noisy_predictions(label, 0.25, seed)[0])
+        other.predictions["ids"] = other.predictions["ids"][::-1]    # same samples, another order: not paired
+        runs.append(other)
     _, tables = tables_by_track(runs)
     tested = [row.cells["mae"].test for row in tables["regression"].rows if row.cells["mae"].mark != "best"]
     assert [outcome.method for outcome in tested] == ["t-test"]

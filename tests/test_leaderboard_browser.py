@@ -23,7 +23,8 @@ pytestmark = [
                               "CI installs them in .ci/setup-chromium.sh"),
 ]
 
-MODELS = {"steady": 0.15, "close-second": 0.17, "noisy": 0.6, "<script>alert(1)</script>": 0.9}
+MODELS = {"steady": 0.15, "close-second": 0.17, "noisy": 0.6}
+EVIL = "<script>alert(1)</script>"     # in a setting's value: model names are plain names, settings are free text
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def site(tmp_path_factory):
     results, out = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("site") / "site"
     write_board(results, MODELS, n=200, probes={"text_reliance_share": 0.4, "follows_text_rate": 0.3,
                                                  "robustness_auc": None})
+    write_board(results, {"unsafe": 0.9}, n=200, overrides={"note": EVIL})
     build_site([results], out)
     return out
 
@@ -93,9 +95,9 @@ def test_board_tables_sort_by_clicking_a_header(site, browser, tmp_path_factory)
     browser.get((site / "synthetic" / "index.html").as_uri())
     assert "synthetic" in browser.find_element(By.TAG_NAME, "h1").text.lower()
     models = column_values(browser, "table-regression", "Model")
-    assert set(models) == set(MODELS)
+    assert set(models) == {*MODELS, "unsafe"}
     assert models[0] == "steady"                      # ranked by the main metric, best first
-    assert "<script>alert(1)</script>" in models      # shown as text, never run
+    assert f"note={EVIL}" in column_values(browser, "table-regression", "Settings")   # shown as text, never run
     mae = browser.find_element(By.XPATH, "//table[@id='table-regression']//thead//th[starts-with(., 'MAE')]")
     mae.click()                                       # first click: best (lowest MAE) first
     first = [float(text.split(" ")[0]) for text in column_values(browser, "table-regression", "MAE")]
@@ -105,9 +107,8 @@ def test_board_tables_sort_by_clicking_a_header(site, browser, tmp_path_factory)
     second = [float(text.split(" ")[0]) for text in column_values(browser, "table-regression", "MAE")]
     assert second == sorted(second, reverse=True) and second != first
     browser.find_element(By.XPATH, "//table[@id='table-regression']//thead//th[starts-with(., 'Model')]").click()
-    by_name = [model for model in column_values(browser, "table-regression", "Model") if model.isascii()
-               and not model.startswith("<")]
-    assert by_name == ["close-second", "noisy", "steady"]          # alphabetical now, no longer by rank
+    by_name = column_values(browser, "table-regression", "Model")
+    assert by_name == ["close-second", "noisy", "steady", "unsafe"]          # alphabetical now, no longer by rank
     best = browser.find_elements(By.CSS_SELECTOR, "#table-regression td.best")
     assert best and "95% CI" in best[0].get_attribute("title")
     save_screenshot(browser, tmp_path_factory, "board.png", browser.find_element(By.ID, "regression"))

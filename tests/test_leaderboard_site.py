@@ -27,9 +27,12 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A synthetic board (three models, one with an unsafe name, probes on one), built once for the module."""
+    """A synthetic board (three models, one with markup in its settings, probes on one), built once for the module.
+    Model names are plain names (a file with markup in one is skipped, see test_leaderboard_hostile); free text such
+    as a setting's value reaches the pages as text."""
     results = tmp_path_factory.mktemp("results")
-    write_board(results, {"steady": 0.15, EVIL: 0.8})
+    write_board(results, {"steady": 0.15})
+    write_board(results, {"noisy": 0.8}, overrides={"note": EVIL}, seeds=(1111, 1112, 1113))
     write_board(results, {"probed": 0.3}, probes={"text_reliance_share": 0.4, "follows_text_rate": None})
     out = tmp_path_factory.mktemp("site") / "site"
     report = build_site([results], out)
@@ -40,7 +43,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def test_unsafe_model_name_is_escaped_text(built):
+def test_markup_in_a_setting_is_escaped_text(built):
     _, out, _ = built
     pages = {name: content.decode() for name, content in tree(out).items() if name.endswith(".html")}
     board = pages["synthetic/index.html"]
@@ -50,7 +53,7 @@ def test_unsafe_model_name_is_escaped_text(built):
         # the only script element of every page is the sorting script shipped with the site
         assert re.findall(r"<script\b[^>]*>", html) == [f'<script src="{"../" * name.count("/")}static/sort.js" '
                                                         'defer>'], name
-    model_pages = [name for name in pages if name.startswith("synthetic/models/script-")]
+    model_pages = [name for name in pages if name.startswith("synthetic/models/noisy-")]
     assert len(model_pages) == 1 and "&lt;script&gt;" in pages[model_pages[0]]
 
 
@@ -81,7 +84,8 @@ def test_tables_show_subsets_gap_probes_and_conventions(built):
 def test_downloads_hold_means_std_n_and_intervals(built):
     _, out, _ = built
     rows = list(csv.DictReader(io.StringIO((out / "synthetic" / "synthetic-regression.csv").read_text())))
-    assert [row["model"] for row in rows] == ["steady", "probed", EVIL]
+    assert [row["model"] for row in rows] == ["steady", "probed", "noisy"]
+    assert rows[2]["settings"] == f"note={EVIL}"
     steady = rows[0]
     assert steady["has0_acc2_n"] == "3" and steady["has0_acc2_mark"] == "best"
     assert float(steady["has0_acc2_ci_low"]) < float(steady["has0_acc2_mean"]) < float(steady["has0_acc2_ci_high"])

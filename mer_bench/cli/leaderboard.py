@@ -35,13 +35,14 @@ def build_command(results: tuple[Path, ...], out: Path, selections: tuple[Path, 
     output depends only on those files, so rebuilding from the same files reproduces the site byte for byte.
     """
     from mer_bench.leaderboard import build_site   # imported here: other commands need not load Jinja2 or SciPy
+    from mer_bench.leaderboard.intake import one_line
 
     report = build_site(results, out, list(selections) or None, tuned_only=tuned_only,
                         ignore_selections=no_selections)
     for problem in report.skipped:
-        print_error(f"Skipped: {problem}")
+        print_error(f"Skipped: {one_line(str(problem))}")
     for problem in report.skipped_selections:
-        print_error(f"Skipped selection: {problem}")
+        print_error(f"Skipped selection: {one_line(str(problem))}")
     if report.duplicates:
         print_error(f"Warning: {report.duplicates} duplicate result file(s) (same run id and data file) ignored; "
                     "the newest of each was used.")

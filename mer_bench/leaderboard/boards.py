@@ -166,7 +166,7 @@ def make_boards(results: Iterable[RunResult]) -> list[Board]:
     names = [name for name, _ in by_file]
     boards = []
     for (name, sha256), runs in sorted(by_file.items()):
-        slug = safe_slug(name) if names.count(name) == 1 else f"{safe_slug(name)}-{sha256[:8]}"
+        slug = safe_slug(name) if names.count(name) == 1 else f"{safe_slug(name)}-{safe_slug(sha256[:8])}"
         boards.append(Board(name, sha256, slug, newest_run(runs).dataset, make_groups(runs)))
     for board in boards:
         board.siblings = [other.slug for other in boards if other.dataset == board.dataset and other is not board]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from typing import Any
 
 from mer_bench.stats import CONFIDENCE, PERMUTATIONS
@@ -112,20 +113,33 @@ def table_csv(table: Table) -> str:
     writer.writerow(header)
     for row in table.rows:
         key = row.group.key
-        line = ["reproduced", key.model, key.settings_text(), key.text_mode, _blank(key.epochs),
-                " ".join(map(str, row.seeds)), "", "yes" if row.group.tuned else "",
-                " ".join(item.page for item in row.group.tuned)]
+        line = ["reproduced", *map(spreadsheet_text, (key.model, key.settings_text(), key.text_mode)),
+                _blank(key.epochs), " ".join(map(str, row.seeds)), "", "yes" if row.group.tuned else "",
+                spreadsheet_text(" ".join(item.page for item in row.group.tuned))]
         for column in table.columns:
             record = cell_record(row.cells[column.id])
             line += [_blank(record[field]) for field in CELL_FIELDS]
         writer.writerow(line)
     for reported in table.reported:
-        line = ["reported", reported.model, reported.setting, "", "", "", reported.source.id, "", ""]
+        line = ["reported", *map(spreadsheet_text, (reported.model, reported.setting)), "", "", "",
+                spreadsheet_text(reported.source.id), "", ""]
         for column in table.columns:
             value = reported_value(reported, column)
             line += [_blank(_round(value))] + [""] * (len(CELL_FIELDS) - 1)
         writer.writerow(line)
     return buffer.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # what makes a spreadsheet read a cell as a formula
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text cell that a spreadsheet shows as text: one starting like a formula gets a leading apostrophe (the
+    usual defence against CSV formula injection), and control characters are written as escapes (the csv module
+    leaves a lone carriage return unquoted, which splits the row for most readers). Only text cells pass through
+    here; numbers, negative ones included, are written as they are."""
+    visible = "".join(ascii(char)[1:-1] if unicodedata.category(char) == "Cc" else char for char in text)
+    return f"'{visible}" if text.startswith(FORMULA_STARTS) else visible
 
 
 def _blank(value: Any) -> str:

@@ -29,10 +29,11 @@ import jsonschema
 
 from mer_bench.errors import UserError
 from mer_bench.metrics import METRICS
-from mer_bench.results import ResultError, RunResult, read_result, result_files, schema_problem
+from mer_bench.results import schema_problem
 from mer_bench.stats import mean_std
 
 from mer_bench.leaderboard.boards import TRACK_ORDER, Board, Group, GroupKey, safe_slug, short_hash
+from mer_bench.leaderboard.safejson import Rejected, parse_json
 
 # As mer_bench.sweep.select writes them. Not imported from there: that module loads torch, which a leaderboard build
 # does not need; a test keeps the two equal.
@@ -182,50 +183,6 @@ def is_selection(data: Any) -> bool:
     return isinstance(data, dict) and data.get("format") == SELECTION_FORMAT
 
 
-def _load_json(path: Path, error: type[UserError], kind: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
-        raise error(f"{path}: cannot read {kind} file ({problem})") from None
-
-
-@dataclass
-class Inputs:
-    """What a build read: results and selections, and the files of each kind it skipped."""
-
-    results: list[RunResult] = field(default_factory=list)
-    result_problems: list[ResultError] = field(default_factory=list)
-    selections: list[SelectionFile] = field(default_factory=list)
-    selection_problems: list[SelectionError] = field(default_factory=list)
-
-    def add_selection(self, data: Any, path: Path) -> None:
-        try:
-            self.selections.append(parse_selection(data, path))
-        except SelectionError as error:
-            self.selection_problems.append(error)
-
-
-def read_inputs(result_paths: Iterable[Path], selection_paths: Iterable[Path]) -> Inputs:
-    """Result files under `result_paths` (selection files among them count as selections, not as bad results) and
-    selection files under `selection_paths`; every *.json below a folder is read."""
-    inputs = Inputs()
-    for path in result_files(result_paths):
-        try:
-            data = _load_json(path, ResultError, "result")
-            if is_selection(data):
-                inputs.add_selection(data, path)
-            else:
-                inputs.results.append(RunResult.from_json_dict(data, str(path)))
-        except ResultError as error:
-            inputs.result_problems.append(error)
-    for path in result_files(selection_paths):
-        try:
-            inputs.add_selection(_load_json(path, SelectionError, "selection"), path)
-        except SelectionError as error:
-            inputs.selection_problems.append(error)
-    return inputs
-
-
 def sibling_folders(result_paths: Iterable[Path]) -> list[Path]:
     """`<folder>-selections` beside each results folder, where it exists: where `sweep select` writes by default."""
     folders: list[Path] = []
@@ -257,10 +214,13 @@ def linked_checksums(selection: SelectionFile) -> set[str]:
     cannot be read (moved, or a copied selection folder) are left out."""
     checksums = set()
     for relative in selection.selected["result_files"]:
-        try:
-            checksums.add(read_result(selection.path.parent / relative).dataset["sha256"])
-        except ResultError:
+        try:    # parsed as hostile input: the link may point at any file
+            data = parse_json(selection.path.parent / relative)
+        except Rejected:
             continue
+        checksum = data.get("dataset", {}).get("sha256") if isinstance(data, dict) else None
+        if isinstance(checksum, str):
+            checksums.add(checksum)
     return checksums
 
 

@@ -14,6 +14,7 @@ Site layout (all links relative):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,15 @@ from mer_bench.results import ResultError, RunResult
 
 from mer_bench.leaderboard.boards import Board, deduplicate, make_boards
 from mer_bench.leaderboard.downloads import results_json, table_csv
+from mer_bench.leaderboard.intake import one_line, read_inputs
 from mer_bench.leaderboard.ranking import Table, build_tables
 from mer_bench.leaderboard.render import board_page, index_page, model_pages, selection_page, static_files
 from mer_bench.leaderboard.reported import reported_for
 from mer_bench.leaderboard.selections import (SelectionError, SelectionFile, Tuned, attach_selections,
-                                              hide_unchosen_candidates, read_inputs, sibling_folders)
+                                              hide_unchosen_candidates, sibling_folders)
 from mer_bench.leaderboard.views import csv_name
 
+SHOWN_PROBLEMS = 5                 # skipped files named in the one-line error when none was usable
 MANIFEST = ".leaderboard-files"    # the files the last build wrote; lets a rebuild remove stale pages safely
 
 
@@ -96,8 +99,11 @@ def build_site(paths: Iterable[Path], out: Path, selections: Iterable[Path] | No
     if ignore_selections:    # selection files found among the results are recognised, then left unused
         inputs.selections, inputs.selection_problems = [], []
     if not inputs.results:
-        skipped = "".join(f"; skipped {problem}" for problem in inputs.result_problems)
-        raise UserError(f"No readable result files under {', '.join(map(str, paths))}; nothing to build{skipped}")
+        problems = inputs.result_problems
+        skipped = "".join(f"; skipped {one_line(str(problem))}" for problem in problems[:SHOWN_PROBLEMS])
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more skipped" if len(problems) > SHOWN_PROBLEMS else ""
+        raise UserError(f"No readable result files under {', '.join(map(str, paths))}; nothing to build"
+                        f"{skipped}{more}")
     report = render_site(inputs.results, inputs.selections, tuned_only)
     report.results, report.skipped, report.selection_folders = len(inputs.results), inputs.result_problems, folders
     report.selections_read = len(inputs.selections) + len(inputs.selection_problems)
@@ -107,17 +113,39 @@ def build_site(paths: Iterable[Path], out: Path, selections: Iterable[Path] | No
 
 
 def write_files(out: Path, files: dict[str, bytes]) -> None:
-    """Write the site; remove files an earlier build wrote that this one does not (never anything else)."""
+    """The only place a build writes or removes files: write the site; remove files an earlier build wrote that this
+    one does not (never anything else). Every path is checked with `site_path` before anything is touched, so a name
+    that escaped the checks upstream still cannot reach outside `out`."""
+    root = Path(out).resolve()
+    targets = {relative: site_path(root, relative) for relative in files}
     previous = _previous_files(out)
     for relative in sorted(previous - set(files)):
-        stale = out / relative
+        try:
+            stale = site_path(root, relative)
+        except UserError:      # a manifest line edited by hand to point elsewhere: not ours to remove
+            continue
         stale.unlink(missing_ok=True)
-        _remove_empty_parents(stale.parent, out)
+        _remove_empty_parents(stale.parent, root)
     for relative, content in files.items():
-        target = out / relative
+        target = targets[relative]
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_bytes() != content:   # unchanged files keep their timestamps
             target.write_bytes(content)
+
+
+_SAFE_PART = re.compile(r"[A-Za-z0-9._+-]+")   # every folder and file name a build makes (slugs, fixed names)
+
+
+def site_path(root: Path, relative: str) -> Path:
+    """`root / relative` resolved (links followed), when it is a plain relative path that stays inside `root`;
+    otherwise a `UserError` and nothing is written."""
+    parts = relative.split("/")        # not PurePosixPath: it would quietly drop "." parts and a trailing "/"
+    plain = all(part not in (".", "..") and _SAFE_PART.fullmatch(part) for part in parts)
+    target = (root / relative).resolve() if plain else None
+    if target is None or target == root or not target.is_relative_to(root):
+        raise UserError(f"{root}: refusing to write {relative[:200]!r}: it is not a plain path inside the site "
+                        "folder.")
+    return target
 
 
 def _previous_files(out: Path) -> set[str]:
@@ -137,6 +165,6 @@ def _previous_files(out: Path) -> set[str]:
 
 
 def _remove_empty_parents(folder: Path, top: Path) -> None:
-    while folder != top and folder.is_dir() and not any(folder.iterdir()):
+    while folder != top and folder.is_relative_to(top) and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent

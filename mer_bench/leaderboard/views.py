@@ -75,6 +75,9 @@ def cell_title(cell: Cell, column: Column) -> str:
         verdict = "not significantly worse than the best (tied)" if cell.mark == "tied" else "worse than the best"
         parts.append(f"vs best: {TEST_NAMES[cell.test.method]} over {cell.test.seeds} seed(s), "
                      f"p = {cell.test.p_value:.4f}: {verdict}")
+    elif cell.unverified and column.ranked:
+        parts.append("not ranked: a run of this row kept no per-sample predictions, so its metrics could not be "
+                     "checked")
     elif column.ranked:
         parts.append("not tested against the best: needs per-sample predictions of both on a common seed, or "
                      "values of both on at least 2 common seeds")
