@@ -8,7 +8,7 @@ import pytest
 
 from mer_bench.cli import main
 from mer_bench.plugins import get_catalog
-from mer_bench.runner import RunOptions, make_spec, run_many
+from mer_bench.runner import RunOptions, data_checksum, make_spec, run_many
 from mer_bench.sweep.grid import GridError, load_grid
 from mer_bench.sweep.store import RunLock, lock_path, write_failure
 from tests import test_sweep_support as support
@@ -34,10 +34,13 @@ def test_grid_runs_every_combination_as_mer_bench_run_would(tmp_path, catalog):
     """)
     grid = load_grid(path, catalog)
     assert len(grid.specs) == 3 * 2 * 2 + 1 and len(set(grid.specs)) == len(grid.specs)
-    # TOML's integer 0 for a float setting must name the same run as `mer-bench run --set delay=0`.
-    same_as_cli = make_spec(catalog, "sweep-probe", "synthetic", 2, {"setting": "1", "delay": "0", "fail_marker": ""})
+    # TOML's integer 0 for a float setting must name the same run as `mer-bench run --set delay=0`; and the run's
+    # data is named by its checksum, as `mer-bench run` names it.
+    checksum = data_checksum(catalog, "synthetic")
+    same_as_cli = make_spec(catalog, "sweep-probe", "synthetic", 2, {"setting": "1", "delay": "0", "fail_marker": ""},
+                            data_sha256=checksum)
     assert same_as_cli in grid.specs
-    assert make_spec(catalog, "mean", "synthetic", 7, {}, None, 3) == grid.specs[-1]
+    assert make_spec(catalog, "mean", "synthetic", 7, {}, None, 3, checksum) == grid.specs[-1]
     assert grid.results == (tmp_path / "out").resolve()
     assert grid.selections == (tmp_path / "out-selections").resolve()
 
@@ -54,6 +57,8 @@ def test_grid_runs_every_combination_as_mer_bench_run_would(tmp_path, catalog):
     ('results = "r"\ndatasets = ["synthetic"]\nseeds = [1]\n[models.meen]\n', "models.meen", "Unknown model 'meen'"),
     ('results = "r"\ndatasets = ["synthetix"]\nseeds = [1]\n[models.mean]\n', "models.mean", "'synthetic'"),
     ('results = "r"\ndatasets = ["synthetic"]\nseeds = ["a"]\n[models.mean]\n', "seeds", "list of integers"),
+    ('results = "r"\ndatasets = ["synthetic"]\nseeds = [4294967296]\n[models.mean]\n', "seeds", "0 to 4294967295"),
+    ('results = "r"\ndatasets = ["synthetic"]\nseeds = [-1]\n[models.mean]\n', "seeds", "0 to 4294967295"),
     ('results = "r"\ndatasets = ["synthetic"]\nseeds = [1]\nepochs = 0\n[models.mean]\n', "epochs", "positive"),
     ('results = "r"\ndatasets = ["synthetic"]\nseeds = [1]\n[models.mean]\ntext_mode = "raw"\n',
      "models.mean.text_mode", "not a text mode"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from rich.table import Table
 from mer_bench.cli.console import stderr as status_console
 from mer_bench.cli.console import stdout as console
 from mer_bench.cli.run import parse_settings
-from mer_bench.errors import UserError
+from mer_bench.errors import EnvironmentProblem, UserError
+from mer_bench.fileio import check_output_dir
 from mer_bench.metrics import METRIC_KEYS, METRICS
 from mer_bench.plugins import get_catalog
 from mer_bench.runspec import RunSpec
@@ -22,7 +24,7 @@ from mer_bench.sweep.select import Criterion, Selection, config_key, select, sum
 from mer_bench.sweep.slurm import SlurmOptions, check_slurm, submit, wait_for
 from mer_bench.sweep.store import RunState, estimate_remaining, read_failure, scan
 from mer_bench.sweep.view import SweepView, format_seconds
-from mer_bench.sweep.worker import FAILED, LOCKED, WorkerSettings
+from mer_bench.sweep.worker import FAILED, LOCKED, UNAVAILABLE, WorkerSettings
 from mer_bench.training import resolve_device
 
 MAX_FAILURES_SHOWN = 10
@@ -126,7 +128,7 @@ def _print_failures(states: dict[RunSpec, RunState], out_dir: Path) -> None:
     failed = [spec for spec, state in states.items() if state is RunState.FAILED]
     if not failed:
         return
-    console.print(f"Failed runs ({len(failed)}; `mer-bench sweep run --retry-failed` reruns them; the record with "
+    console.print(f"Failed runs ({len(failed)}; `sweep run` with --retry-failed reruns them; the record with "
                   f"the traceback is .<run-id>.failed.json beside the result):")
     for spec in failed[:MAX_FAILURES_SHOWN]:
         error = (read_failure(spec, out_dir) or {}).get("error") or "?"
@@ -160,8 +162,12 @@ def _print_failures(states: dict[RunSpec, RunState], out_dir: Path) -> None:
 @click.option("--no-wait", is_flag=True, help="Slurm: submit and return; follow with `mer-bench sweep plan`.")
 def run_command(grid_file, results, executor, jobs, device, retry_failed, partition, time_limit, gpus, cpus, mem_gb,
                 max_parallel, runs_per_job, slurm_folder, slurm_options, no_wait) -> None:
-    """Run every run of GRID_FILE that is not done yet; resumes where a previous sweep stopped."""
+    """Run every run of GRID_FILE that is not done yet; resumes where a previous sweep stopped.
+
+    Before any run starts, every dataset of the grid must be found and the results folder writable: what the
+    machine lacks (data, a GPU) stops the sweep with one line and is never recorded as failed runs."""
     grid = load_grid(grid_file, get_catalog(), results)
+    check_output_dir(grid.results, "sweep's results folder")
     states = scan(grid.specs, grid.results)
     todo = [spec for spec, state in states.items()
             if state is RunState.REMAINING or (retry_failed and state is RunState.FAILED)]
@@ -185,24 +191,31 @@ def run_command(grid_file, results, executor, jobs, device, retry_failed, partit
         if executor == "local":
             outcomes = run_local(todo, settings, layout, on_poll=view.refresh)
         else:
-            outcomes = _run_on_slurm(todo, settings, options, view, no_wait)
+            outcomes = _run_on_slurm(todo, settings, options, view, no_wait, follow_up(grid, results, "plan"))
     if outcomes is not None:
-        _finish(grid, outcomes)
+        _finish(grid, outcomes, results)
 
 
-def _run_on_slurm(todo, settings, options, view, no_wait):
+def follow_up(grid: SweepGrid, results: Path | None, verb: str, *options: str) -> str:
+    """A command to run next, with the user's --results kept (else it would look at the grid file's folder)."""
+    chosen = ("--results", str(results)) if results is not None else ()
+    return shlex.join(["mer-bench", "sweep", verb, str(grid.path), *chosen, *options])
+
+
+def _run_on_slurm(todo, settings, options, view, no_wait, plan_command):
     submission = submit(todo, settings, options)
     arrays = " ".join(submission.array_ids)
     status_console.print(f"Submitted job array {arrays} ({len(submission.jobs)} job(s)); logs in {options.folder}",
                          markup=False, highlight=False, soft_wrap=True)
     if no_wait:
-        status_console.print("Not waiting: `mer-bench sweep plan GRID_FILE` shows progress.")
+        status_console.print(f"Not waiting: `{plan_command}` shows progress.", markup=False, highlight=False,
+                             soft_wrap=True)
         return None
     try:
         return wait_for(submission, settings, on_poll=view.refresh)
     except KeyboardInterrupt:
         status_console.print(f"The jobs keep running in Slurm: `scancel {arrays}` stops them; "
-                             f"`mer-bench sweep plan GRID_FILE` shows progress.", markup=False)
+                             f"`{plan_command}` shows progress.", markup=False, highlight=False, soft_wrap=True)
         raise
 
 
@@ -218,14 +231,18 @@ def _print_start(grid, states, todo, retry_failed, where) -> None:
         status_console.print("Nothing to run.")
 
 
-def _finish(grid: SweepGrid, outcomes: dict[RunSpec, str]) -> None:
+def _finish(grid: SweepGrid, outcomes: dict[RunSpec, str], results: Path | None) -> None:
     counts = Counter(outcomes.values())
     console.print(f"Sweep finished: {counts['done']} run(s) done, {counts[FAILED]} failed, {counts[LOCKED]} taken "
                   f"by another sweep, {counts['skipped']} already done; results in {grid.results}",
                   markup=False, highlight=False, soft_wrap=True)
+    if counts[UNAVAILABLE]:
+        raise EnvironmentProblem(f"{counts[UNAVAILABLE]} run(s) could not start where they were sent (data or device "
+                                 "missing there; the job logs say which); nothing was recorded for them: "
+                                 f"`{follow_up(grid, results, 'run')}` runs them once that is fixed.")
     if counts[FAILED]:
-        raise RunsFailed(f"{counts[FAILED]} run(s) failed: `mer-bench sweep plan {grid.path}` lists them; "
-                         f"rerun them with `mer-bench sweep run {grid.path} --retry-failed`.")
+        raise RunsFailed(f"{counts[FAILED]} run(s) failed: `{follow_up(grid, results, 'plan')}` lists them; "
+                         f"rerun them with `{follow_up(grid, results, 'run', '--retry-failed')}`.")
 
 
 def parse_minutes(text: str) -> int:

@@ -19,8 +19,8 @@ from typing import Any
 from mer_bench.errors import UserError, unknown_name
 from mer_bench.model import TEXT_MODES
 from mer_bench.plugins import Catalog
-from mer_bench.runner import make_spec
-from mer_bench.runspec import RunSpec
+from mer_bench.runner import data_checksum, make_spec
+from mer_bench.runspec import SEED_RANGE, RunSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,6 +30,9 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport decla
 TOP_LEVEL_KEYS = ("description", "results", "selections", "datasets", "seeds", "text_mode", "epochs", "probes",
                   "data_dir", "models")
 MODEL_KEYS = ("description", "grid", "settings", "datasets", "seeds", "text_mode", "epochs")
+# Runs one grid may have. Counted before any run is built, so a grid of 10**7 configurations is refused at once
+# instead of spending hours expanding it (1000 runs take about 0.1 s to build and a folder scan of the same order).
+MAX_GRID_RUNS = 100_000
 
 
 class GridError(UserError):
@@ -50,6 +53,13 @@ class ModelGrid:
     seeds: tuple[int, ...]
     text_mode: str | None
     epochs: int | None
+
+    def run_count(self) -> int:
+        """Runs this model contributes, computed without building them (a product of counts)."""
+        configurations = 1
+        for _, alternatives in self.grid:
+            configurations *= len(alternatives)
+        return configurations * len(self.datasets) * len(self.seeds)
 
     def configurations(self) -> Iterator[dict[str, Any]]:
         """Each combination of the grid, fixed settings included, in file order (the last key varies fastest)."""
@@ -76,8 +86,16 @@ class SweepGrid:
         return self.path.stem
 
 
-def load_grid(path: Path, catalog: Catalog, results: Path | None = None) -> SweepGrid:
-    """Read and check a grid file; `results` (a command-line option) replaces the file's results folder."""
+Checksums = Callable[[str], str]   # dataset name -> the checksum that names its runs
+
+
+def load_grid(path: Path, catalog: Catalog, results: Path | None = None, checksums: Checksums | None = None
+              ) -> SweepGrid:
+    """Read and check a grid file; `results` (a command-line option) replaces the file's results folder.
+
+    Every dataset of the grid must be found (its data names the runs: `mer_bench.runspec`), so missing data is one
+    error here, before any run starts, not a failure recorded for each run. `checksums` replaces the lookup of
+    each dataset's checksum (tests; callers that know them)."""
     path = Path(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -87,10 +105,11 @@ def load_grid(path: Path, catalog: Catalog, results: Path | None = None) -> Swee
         raise UserError(f"{path}: cannot read grid file ({error}).") from None
     except tomllib.TOMLDecodeError as error:
         raise GridError(path, None, f"not valid TOML ({error}).") from None
-    return parse_grid(path, document, catalog, results)
+    return parse_grid(path, document, catalog, results, checksums)
 
 
-def parse_grid(path: Path, document: Mapping[str, Any], catalog: Catalog, results: Path | None = None) -> SweepGrid:
+def parse_grid(path: Path, document: Mapping[str, Any], catalog: Catalog, results: Path | None = None,
+               checksums: Checksums | None = None) -> SweepGrid:
     check_keys(path, document, TOP_LEVEL_KEYS, "")
     folder = path.resolve().parent
     results_dir = Path(results).resolve() if results else _folder(path, document, "results", folder, required=True)
@@ -109,23 +128,64 @@ def parse_grid(path: Path, document: Mapping[str, Any], catalog: Catalog, result
                      data_dir=_folder(path, document, "data_dir", folder),
                      probes=_typed(path, document, "probes", bool, "true or false", default=True), specs=(),
                      description=_typed(path, document, "description", str, "a string", default=""))
-    return dataclasses.replace(grid, specs=expand(grid, catalog))
+    check_size(grid)
+    names_checked(grid, catalog)
+    if checksums is None:
+        checksums = dataset_checksums(grid, catalog)
+    return dataclasses.replace(grid, specs=expand(grid, catalog, checksums))
 
 
-def expand(grid: SweepGrid, catalog: Catalog) -> tuple[RunSpec, ...]:
-    """Every run of the grid as a checked `RunSpec` (mistyped models, datasets or settings fail here, named)."""
-    specs: dict[RunSpec, None] = {}   # a dict keeps the first occurrence of a run listed twice, in order
+def check_size(grid: SweepGrid) -> None:
+    runs = sum(model_grid.run_count() for model_grid in grid.models)
+    if runs > MAX_GRID_RUNS:
+        sizes = ", ".join(f"{m.model} {m.run_count():,}" for m in grid.models)
+        raise GridError(grid.path, None, f"{runs:,} runs ({sizes}) is more than the {MAX_GRID_RUNS:,} one sweep may "
+                                         "have; split the grid into several files or narrow it.")
+
+
+def names_checked(grid: SweepGrid, catalog: Catalog) -> None:
+    """Models and datasets exist (typos fail here, named), before any data is looked for."""
     for model_grid in grid.models:
         key = f"models.{model_grid.model}"
         _checked(grid.path, key, lambda: catalog.model(model_grid.model))
         for dataset in model_grid.datasets:
             _checked(grid.path, key, lambda: catalog.dataset(dataset))
-            for configuration in model_grid.configurations():
-                settings = {name: setting_text(value) for name, value in configuration.items()}
+
+
+def dataset_checksums(grid: SweepGrid, catalog: Catalog) -> Checksums:
+    """Each dataset of the grid found and identified once (from the prepared cache, else by hashing; generated data
+    by generating it). Every missing dataset is reported in one line, so one look at the message says what to get."""
+    names = list(dict.fromkeys(dataset for model_grid in grid.models for dataset in model_grid.datasets))
+    found: dict[str, str] = {}
+    missing: list[tuple[str, UserError]] = []
+    for name in names:
+        try:
+            found[name] = data_checksum(catalog, name, grid.data_dir)
+        except UserError as error:
+            missing.append((name, error))
+    if missing:
+        others = f" (missing too: {', '.join(name for name, _ in missing[1:])})" if len(missing) > 1 else ""
+        raise UserError(f"{grid.path}: {missing[0][1]}{others}")
+    return found.__getitem__
+
+
+def expand(grid: SweepGrid, catalog: Catalog, checksums: Checksums) -> tuple[RunSpec, ...]:
+    """Every run of the grid as a checked `RunSpec` (mistyped settings fail here, named). Settings are parsed once
+    per configuration; the runs of a configuration differ only in dataset and seed."""
+    specs: dict[RunSpec, None] = {}   # a dict keeps the first occurrence of a run listed twice, in order
+    for model_grid in grid.models:
+        key = f"models.{model_grid.model}"
+        first = model_grid.datasets[0]
+        bases = [_checked(grid.path, key, lambda: make_spec(
+                    catalog, model_grid.model, first, model_grid.seeds[0],
+                    {name: setting_text(value) for name, value in configuration.items()},
+                    model_grid.text_mode, model_grid.epochs))
+                 for configuration in model_grid.configurations()]
+        for dataset in model_grid.datasets:
+            checksum = checksums(dataset)
+            for base in bases:
                 for seed in model_grid.seeds:
-                    spec = _checked(grid.path, key, lambda: make_spec(
-                        catalog, model_grid.model, dataset, seed, settings, model_grid.text_mode, model_grid.epochs))
-                    specs.setdefault(spec, None)
+                    specs.setdefault(dataclasses.replace(base, dataset=dataset, seed=seed, data_sha256=checksum), None)
     return tuple(specs)
 
 
@@ -218,8 +278,9 @@ def _names(path: Path, table: Mapping[str, Any], key: str, prefix: str = "") -> 
 
 def _seeds(path: Path, table: Mapping[str, Any], key: str, prefix: str = "") -> tuple[int, ...]:
     seeds = _typed(path, table, key, list, "a list of integers", prefix) or []
-    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
-        raise GridError(path, prefix + key, "must be a list of integers.")
+    low, high = SEED_RANGE   # what numpy and torch seeding accept
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and low <= seed <= high for seed in seeds):
+        raise GridError(path, prefix + key, f"must be a list of integers from {low} to {high} (2**32-1).")
     return tuple(dict.fromkeys(seeds))
 
 

@@ -8,24 +8,36 @@ threads can deadlock in OpenMP (see `worker_context`).
 Stopping: Ctrl-C reaches every process of the terminal, but only the main process acts on it (workers ignore SIGINT):
 it cancels queued runs and sends SIGTERM to the workers, which leave their run by KeyboardInterrupt, so its lock,
 temporary files and scratch folder are removed and no partial result is left.
+
+A main process that dies without cleaning up (``kill -9``, the OOM killer) must not leave workers training for
+nobody: each worker asks the kernel for SIGTERM when its parent exits (Linux ``PR_SET_PDEATHSIG``; the parent is the
+forkserver, or the main process under "spawn") and, everywhere, watches the main process's pid once a second
+(`WATCH_PARENT_S`) and stops the same way when it is gone. The forkserver itself exits when the main process's end
+of its pipe closes, which the kernel does for a killed process too.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from mer_bench.runlock import process_alive
 from mer_bench.runspec import RunSpec
 from mer_bench.sweep.store import lock_is_stale, lock_path, write_lost_failure
 from mer_bench.sweep.worker import FAILED, WorkerSettings, execute_run
 
 MAX_DEFAULT_CPU_JOBS = 8   # beyond this, memory (one dataset copy per worker) matters more than cores
 STOP_GRACE_S = 30.0
+WATCH_PARENT_S = 1.0
+PR_SET_PDEATHSIG = 1   # from <linux/prctl.h>
 
 
 def usable_cpus() -> int:
@@ -104,7 +116,7 @@ def _run_pool(specs: list[RunSpec], settings: WorkerSettings, layout: LocalLayou
     for slot in range(layout.jobs):
         slots.put(slot)
     pool = ProcessPoolExecutor(max_workers=min(layout.jobs, len(specs)), mp_context=context,
-                               initializer=_init_worker, initargs=(slots, layout.gpus, layout.threads))
+                               initializer=_init_worker, initargs=(slots, layout.gpus, layout.threads, os.getpid()))
     broken = False
     try:
         futures: dict[Future, RunSpec] = {pool.submit(_run_in_worker, spec, settings): spec for spec in specs}
@@ -151,15 +163,37 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 _in_run = False   # inside a worker: is a run being trained right now?
 
 
-def _init_worker(slots, gpus: tuple[str, ...], threads: int) -> None:
+def _init_worker(slots, gpus: tuple[str, ...], threads: int, main_pid: int) -> None:
     slot = slots.get()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the main process alone decides what Ctrl-C means
     signal.signal(signal.SIGTERM, _on_terminate)
+    stop_with_parent(main_pid)
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     import torch
 
     torch.set_num_threads(threads)
+
+
+def stop_with_parent(main_pid: int) -> None:
+    """SIGTERM to this worker when the sweep's main process is gone (see the module docstring)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):   # not Linux: the watchdog below is enough
+        pass
+    threading.Thread(target=_watch_parent, args=(main_pid, parent), name="parent watchdog", daemon=True).start()
+
+
+def _watch_parent(main_pid: int, parent: int) -> None:
+    # The parent may have died before prctl took effect; the pid check also covers the main process under
+    # forkserver, where the kernel would only tell us about the forkserver.
+    while process_alive(main_pid) and os.getppid() == parent:
+        time.sleep(WATCH_PARENT_S)
+    os.kill(os.getpid(), signal.SIGTERM)   # unwinds a run in the main thread (lock and scratch removed)
+    time.sleep(STOP_GRACE_S)
+    os._exit(128 + signal.SIGTERM)          # the main thread is stuck in native code: leave anyway
 
 
 def _on_terminate(signum, frame) -> None:

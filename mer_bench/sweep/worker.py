@@ -3,24 +3,31 @@
 The run itself is exactly `mer-bench run`'s: `mer_bench.runner.run_one` writes the same result file, keyed by the
 spec hash. Around it, the worker takes the run's lock (so two sweeps never train the same run at once), records a
 failure instead of raising (so one broken run does not stop the others) and releases the lock however it ends.
+
+What the machine lacks is not a failure of the run: when the dataset cannot be found or read, or the device asked
+for is not there, `execute_run` raises `EnvironmentProblem` and records nothing, so the sweep stops with one line
+and a rerun on a machine that has them picks up every run (a failure record would need --retry-failed).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_bench.data.loading import load_dataset
 from mer_bench.data.split import MERData
+from mer_bench.errors import EnvironmentProblem, UserError
 from mer_bench.plugins import Catalog, get_catalog
-from mer_bench.runner import RunOptions, run_one
+from mer_bench.runner import RunOptions, check_data_identity, load_checked, run_one
 from mer_bench.runspec import RunSpec
+from mer_bench.training import resolve_device
 from mer_bench.sweep.store import RunLock, failure_path, lock_path, write_failure
 
 # What `execute_run` reports; the results folder holds the same facts (see mer_bench.sweep.store).
 DONE, FAILED, SKIPPED, LOCKED, FAILED_BEFORE = "done", "failed", "skipped", "locked", "failed-before"
+UNAVAILABLE = "unavailable"   # a Slurm task's node lacked the data or device: nothing recorded (EnvironmentProblem)
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,12 @@ def execute_run(spec: RunSpec, settings: WorkerSettings) -> str:
 
 def _train(spec: RunSpec, settings: WorkerSettings) -> str:
     started = time.time()
+    catalog = _get_catalog()
+    options = RunOptions(out_dir=settings.out_dir, data_dir=settings.data_dir, device=settings.device,
+                         probes=settings.probes)
+    data = _environment(lambda: _ready_data(spec, catalog, options))
     try:
-        catalog = _get_catalog()
-        options = RunOptions(out_dir=settings.out_dir, data_dir=settings.data_dir, device=settings.device,
-                             probes=settings.probes)
-        run_one(spec, _dataset(catalog, spec.dataset, settings.data_dir), options, catalog)
+        run_one(spec, data, options, catalog)
     except Exception as error:  # any failure of one run is recorded and the sweep goes on
         write_failure(spec, settings.out_dir, error, started)
         return FAILED
@@ -78,10 +86,26 @@ def _get_catalog() -> Catalog:
     return _catalog
 
 
-def _dataset(catalog: Catalog, name: str, data_dir: Path | None) -> MERData:
-    key = (name, data_dir)
+def _ready_data(spec: RunSpec, catalog: Catalog, options: RunOptions) -> MERData:
+    """The run's data, once this machine is known to have what the run needs: the device, and the very data its
+    run id names (a node may see another file under the same data folder)."""
+    resolve_device(options.device)
+    return check_data_identity(spec, _dataset(catalog, spec.dataset, options))
+
+
+def _environment(check):
+    """`check()`, with a user error (missing data, no GPU) turned into `EnvironmentProblem`: a plain message that
+    pickles back to the sweep's main process (a DataError's own arguments would not)."""
+    try:
+        return check()
+    except UserError as error:
+        raise EnvironmentProblem(str(error)) from None
+
+
+def _dataset(catalog: Catalog, name: str, options: RunOptions) -> MERData:
+    key = (name, options.data_dir)
     if key not in _datasets:
-        _datasets[key] = load_dataset(catalog.dataset(name).value, data_dir, None)
+        _datasets[key] = load_checked(catalog, name, options)
     return _datasets[key]
 
 
@@ -92,4 +116,11 @@ def run_slurm_task(specs: list[RunSpec], settings: WorkerSettings) -> list[str]:
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus and cpus.isdigit():
         torch.set_num_threads(int(cpus))
-    return [execute_run(spec, settings) for spec in specs]
+    outcomes = []
+    for spec in specs:
+        try:
+            outcomes.append(execute_run(spec, settings))
+        except EnvironmentProblem as problem:   # this node cannot run any of them: say so in the job's log, once
+            print(f"mer-bench: {problem}", file=sys.stderr, flush=True)
+            return outcomes + [UNAVAILABLE] * (len(specs) - len(outcomes))
+    return outcomes
