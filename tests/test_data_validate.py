@@ -74,6 +74,17 @@ ERRORS = {
     "fractional token ids": (_set("train", "text_bert", _with_value((0, 0, 1), 101.5)), "train", "text_bert",
                              "whole numbers"),
     "mask not 0/1": (_set("train", "text_bert", _with_value((0, 1, 1), 2)), "train", "text_bert", "attention mask"),
+    "float token id beyond int64": (_set("train", "text_bert", _with_value((0, 0, 1), 1e30)), "train", "text_bert",
+                                    "token ids above 2147483647"),
+    "float token id beyond int32": (_set("valid", "text_bert", _with_value((1, 2, 0), 2.0**40)), "valid",
+                                    "text_bert", "token ids above"),
+    "float length beyond int64": (_set("test", "audio_lengths", lambda v: np.where(np.arange(len(v)) == 0, 1e30, v)),
+                                  "test", "audio_lengths",
+                                  "exceed the padded length 5 (max 1e+30)"),
+    "id that is a huge int": (_set("valid", "id", lambda v: [2**5000] + list(v[1:])), "valid", "id",
+                              "id 0 is neither text"),
+    "list of arrays too large to stack": (_set("train", "audio", lambda v: [np.broadcast_to(np.float32(0), (2**40,))]
+                                               * len(v)), "train", "audio", "not enough memory"),
     "feature size differs across splits": (_set("test", "vision", lambda v: np.concatenate([v, v], axis=2)), "test",
                                            "vision", "feature size 4 differs from train's 2"),
 }

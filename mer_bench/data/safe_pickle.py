@@ -12,7 +12,12 @@ a list shorter than the shape reads past the list (a segmentation fault, found b
 - ``numpy.dtype`` resolves to a recipe, turned into a real dtype only for plain type codes (no structured dtypes, no
   dtype ``__setstate__`` on attacker input);
 - arrays are rebuilt as `_CheckedArray`, whose ``__setstate__`` checks the dtype, the shape and the size of the data
-  before numpy sees them, then handed back as plain ndarrays.
+  before numpy sees them, then handed back as plain ndarrays;
+- ``set``, ``frozenset`` and ``OrderedDict`` resolve to wrappers that check their members or keys are plain before
+  anything is hashed.
+
+How much a file may build (nesting depth, size against the file's size, key types, opcodes refused) is limited by
+pickle_limits.py, whose docstring has the table.
 """
 
 from __future__ import annotations
@@ -20,20 +25,17 @@ from __future__ import annotations
 import _codecs
 import collections
 import math
-import pickle
 import re
 from typing import Any
 
 import numpy as np
 
+from mer_bench.data.pickle_limits import LimitedUnpickler, Refused, check_plain_key
+
 # Plain type codes as numpy pickles them: bool, integers, floats, complex, objects (ids, text), fixed-width strings.
 _TYPE_CODE = re.compile(r"b1|[iu][1248]|f(2|4|8|16)|c(8|16|32)|O[48]?|[US][0-9]{1,6}")
 _BYTE_ORDERS = ("<", ">", "|", "=")
 _NDARRAY = object()            # what the name numpy.ndarray resolves to: a token, not something callable
-
-
-class Refused(pickle.UnpicklingError):
-    """The file holds something MMSA feature files never contain; the message says what."""
 
 
 def _numpy_internal(name: str, modules: tuple[str, ...]) -> Any:
@@ -125,33 +127,60 @@ def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
     return _codecs.encode(text, "latin1")
 
 
+def _checked_set(items: Any = ()) -> set:
+    """``set(items)`` as protocol 0-3 pickles rebuild sets, members checked before they are hashed."""
+    return set(_plain_members(items))
+
+
+def _checked_frozenset(items: Any = ()) -> frozenset:
+    return frozenset(_plain_members(items))
+
+
+def _plain_members(items: Any) -> list:
+    if not isinstance(items, (list, tuple)):
+        raise Refused(f"a set built from a {type(items).__name__}")
+    for item in items:
+        check_plain_key(item, "set member")
+    return list(items)
+
+
+def _checked_ordered_dict(items: Any = ()) -> collections.OrderedDict:
+    """``OrderedDict(pairs)``; pickles usually call it empty and add items with SETITEMS (checked there)."""
+    if not isinstance(items, (list, tuple)) or not all(isinstance(pair, tuple) and len(pair) == 2 for pair in items):
+        raise Refused("an OrderedDict built from something other than (key, value) pairs")
+    for key, _ in items:
+        check_plain_key(key, "dict key")
+    return collections.OrderedDict(items)
+
+
 def _allowed() -> dict[tuple[str, str], Any]:
     """(module, name) as a pickle spells it -> what it gets. Python 2 era and numpy 1 spellings included."""
     table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _DTypeRecipe,
-                                         ("collections", "OrderedDict"): collections.OrderedDict,
+                                         ("collections", "OrderedDict"): _checked_ordered_dict,
                                          ("_codecs", "encode"): _latin1_encode}
     for core in ("numpy.core", "numpy._core"):
         table[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
         table[(f"{core}.multiarray", "scalar")] = _scalar
         table[(f"{core}.numeric", "_frombuffer")] = _frombuffer
     for builtins in ("builtins", "__builtin__"):
-        for kind in (set, frozenset):
-            table[(builtins, kind.__name__)] = kind
+        table[(builtins, "set")] = _checked_set
+        table[(builtins, "frozenset")] = _checked_frozenset
     return table
 
 
 ALLOWED = _allowed()
 
 
-class RestrictedUnpickler(pickle._Unpickler):
-    """Python's own unpickler (the pure-Python one), restricted.
+class RestrictedUnpickler(LimitedUnpickler):
+    """Python's own unpickler (the pure-Python one), restricted in names here and in amounts by `LimitedUnpickler`.
 
     The pure-Python implementation is used on purpose: its memo is a dict, while the C unpickler grows an array to
-    the largest memo index a file names, so a 5-byte opcode can demand gigabytes. MMSA files hold few, large objects,
-    so the per-opcode cost does not matter. Memory stays proportional to the file's size.
+    the largest memo index a file names, so a 5-byte opcode can demand gigabytes; and its loop runs Python bytecode,
+    so signal handlers run during a long read. MMSA files hold few, large objects, so the per-opcode cost does not
+    matter. Memory stays proportional to the file's size.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch = dict(LimitedUnpickler.dispatch)
 
     def __init__(self, file):
         super().__init__(file, encoding="latin1")   # latin1: Python 2 era numpy pickles store array bytes as str
@@ -171,9 +200,9 @@ class RestrictedUnpickler(pickle._Unpickler):
         wrapper functions, builtin classes) it could set attributes that outlive this file, so it is refused."""
         if len(self.stack) < 2 or not isinstance(self.stack[-2], (_CheckedArray, _DTypeRecipe)):
             raise Refused("state for an object that is not an array or a dtype")
-        pickle._Unpickler.load_build(self)
+        self._build_tracked()
 
-    dispatch[pickle.BUILD[0]] = _load_checked_build
+    dispatch[b"b"[0]] = _load_checked_build     # BUILD
 
 
 def plain_arrays(raw: Any) -> Any:

@@ -22,6 +22,7 @@ from mer_bench.errors import DataError
 Severity = Literal["error", "warning"]
 UNIMODAL_KEYS = ("regression_labels_T", "regression_labels_A", "regression_labels_V")
 FRAME_KEYS = ("audio", "vision")                       # (N, L, D) with a matching <key>_lengths column
+MAX_TOKEN_ID = 2**31 - 1                               # the int32 range holds every tokenizer's vocabulary
 LABEL_TOLERANCE = 1e-4                                 # labels stored as float32 averages may overshoot the range
 WARNING_PREFIX = "warning: "
 
@@ -144,6 +145,9 @@ def _numeric(value: Any, key: str, split: str, checked: CheckedRaw) -> np.ndarra
         except (ValueError, TypeError):
             checked.add("error", "ragged or mixed values: expected one rectangular numeric array", split, key)
             return None
+        except MemoryError:   # the reader bounds what a file expands to; this machine may still have less
+            checked.add("error", f"not enough memory to stack {len(value)} values into one array", split, key)
+            return None
     if not isinstance(value, np.ndarray):
         checked.add("error", f"expected an array, found {type(value).__name__}", split, key)
         return None
@@ -230,13 +234,14 @@ def _lengths(columns: dict, key: str, padded: int, n: int, split: str, checked: 
     if array.dtype.kind == "f" and (not np.isfinite(array).all() or (array != np.round(array)).any()):
         checked.add("error", "lengths must be whole numbers", split, key)
         return None
-    lengths = array.astype(np.int64)
-    if (lengths < 0).any():
-        checked.add("error", f"{int((lengths < 0).sum())} negative lengths", split, key)
-    elif (lengths > padded).any():
-        checked.add("error", f"{int((lengths > padded).sum())} lengths exceed the padded length {padded} "
-                             f"(max {lengths.max()})", split, key)
+    # compared before the cast to int64: a float such as 1e30 would wrap around to a negative number
+    if (array < 0).any():
+        checked.add("error", f"{int((array < 0).sum())} negative lengths", split, key)
+    elif (array > padded).any():
+        checked.add("error", f"{int((array > padded).sum())} lengths exceed the padded length {padded} "
+                             f"(max {array.max():g})", split, key)
     else:
+        lengths = array.astype(np.int64)
         if (lengths == 0).any():
             checked.add("warning", f"{int((lengths == 0).sum())} samples have length 0", split, key)
         return lengths
@@ -244,11 +249,15 @@ def _lengths(columns: dict, key: str, padded: int, n: int, split: str, checked: 
 
 
 def _check_token_ids(text_bert: np.ndarray, split: str, checked: CheckedRaw) -> None:
-    """Rows are input ids, attention mask, segment ids: whole non-negative numbers, the mask only 0 or 1."""
+    """Rows are input ids, attention mask, segment ids: whole non-negative numbers below MAX_TOKEN_ID (checked on
+    the stored values: float ids beyond the int64 range would wrap around when cast), the mask only 0 or 1."""
     if text_bert.dtype.kind == "f" and (text_bert != np.round(text_bert)).any():
         checked.add("error", "token ids must be whole numbers", split, "text_bert")
     elif (text_bert < 0).any():
         checked.add("error", "negative token ids", split, "text_bert")
+    elif (text_bert > MAX_TOKEN_ID).any():
+        checked.add("error", f"{int((text_bert > MAX_TOKEN_ID).sum())} token ids above {MAX_TOKEN_ID} (max "
+                             f"{text_bert.max():g}); no tokenizer has that many words", split, "text_bert")
     elif not np.isin(text_bert[:, 1], (0, 1)).all():
         checked.add("error", "the attention mask (row 1) holds values other than 0 and 1", split, "text_bert")
 
@@ -280,6 +289,8 @@ def _id_text(value: Any, part: bool = False) -> str | None:
     """An id (or, with `part`, one part of a sequence id) as text; None for anything else."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, int) and value.bit_length() > 64:
+        return None         # str() refuses ints of more than 4300 digits; no id is that long
     if isinstance(value, (str, int, float, np.number)):
         return str(value)
     if isinstance(value, np.ndarray) and value.ndim == 1:
