@@ -9,8 +9,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,8 @@ import torch
 
 from mer_bench.data.specs import LABEL_RANGES
 from mer_bench.data.split import Split
-from mer_bench.errors import NonFiniteError, UserError, unknown_name
+from mer_bench.errors import NonFiniteError, UserError
+from mer_bench.model_config import parse_overrides, validate_config  # noqa: F401  (parse_overrides: re-exported)
 
 OUTPUT_KINDS = ("score", "probs")
 TEXT_MODES = ("features", "bert")
@@ -153,6 +152,11 @@ class Model(abc.ABC):
                             f"(supported: {', '.join(cls.text_modes)}).")
 
     @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Raise `UserError` for settings that cannot work together (e.g. heads that do not divide a width). Types and
+        bounds of single settings are checked before this, for every model (see `mer_bench.model_config`)."""
+
+    @classmethod
     def default_config(cls, info: DataInfo) -> Any:
         """The config used when the user sets nothing: override to apply per-dataset presets."""
         return cls.Config()
@@ -209,46 +213,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def build_config(model_class: type[Model], info: DataInfo, overrides: Mapping[str, Any]) -> Any:
-    """The model's default config for this dataset with `overrides` applied (values already parsed)."""
-    return dataclasses.replace(model_class.default_config(info), **dict(overrides))
-
-
-def parse_overrides(model_class: type[Model], raw: Mapping[str, str]) -> dict[str, Any]:
-    """Turn ``--set key=value`` strings into typed values, checking every key against the model's Config."""
-    fields = {f.name: f for f in dataclasses.fields(model_class.Config)}
-    hints = typing.get_type_hints(model_class.Config)
-    parsed = {}
-    for key, text in raw.items():
-        if key not in fields:
-            raise unknown_name(f"setting for model '{model_class.name}'", key, fields)
-        parsed[key] = _parse_value(key, text, hints[key])
-    return parsed
-
-
-def _parse_value(key: str, text: Any, hint: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    target, optional = _unwrap_optional(hint)
-    if optional and text.lower() in ("none", "null"):
-        return None
-    try:
-        if target is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1", "yes")
-        if target in (int, float, str):
-            return target(text)
-        if typing.get_origin(target) is tuple:
-            item_type = typing.get_args(target)[0]
-            return tuple(item_type(part) for part in text.split(",") if part)
-    except ValueError:
-        raise UserError(f"Setting '{key}': cannot read '{text}' as {getattr(target, '__name__', target)}.") from None
-    return text
-
-
-def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
-    """(the type inside `X | None`, whether None is allowed); other hints come back unchanged."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return (inner[0] if len(inner) == 1 else str), len(inner) < len(typing.get_args(hint))
-    return hint, False
+    """The model's default config for this dataset with `overrides` applied (values already parsed), validated: every
+    setting against its type and bounds, then the model's `check_config` (see `mer_bench.model_config`)."""
+    config = dataclasses.replace(model_class.default_config(info), **dict(overrides))
+    validate_config(model_class, config)
+    return config

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext
 from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean, segment_means, token_counts
 from mer_bench_baselines.lmf import LMF
@@ -103,7 +104,7 @@ def test_ulgm_generates_labels_from_where_features_lie():
 def test_self_mm_pools_text_by_cls_only_when_bert_is_fine_tuned():
     assert SelfMM.default_config(INFO).text_pooling == "mean"
     assert SelfMM.default_config(dataclasses.replace(INFO, text_mode="bert")).text_pooling == "cls"
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="text_pooling"):
         SelfMM(dataclasses.replace(SelfMM.default_config(INFO), text_pooling="max"), INFO)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mer_bench.errors import UserError
 from mer_bench.model import DataInfo
 from mer_bench_baselines.common import Inputs, last_valid, length_mask, sinusoidal_positions
 from mer_bench_baselines.training_loop import BaselineModel
@@ -165,3 +166,18 @@ class MulT(BaselineModel):
 
     presets = PRESETS
     network_class = MulTNetwork
+
+    @classmethod
+    def check_config(cls, config: MulTConfig) -> None:
+        dim, heads = config.dst_feature_dim_nheads
+        if dim % heads:
+            raise UserError(f"Setting 'dst_feature_dim_nheads' of model 'mult': the heads ({heads}) must divide the "
+                            f"common size d ({dim}).")
+
+    def __init__(self, config: MulTConfig, info: DataInfo):
+        # A kernel longer than its padded sequence leaves no step to attend to (and Conv1d refuses it).
+        too_long = [f"{m} {k} > {n}" for m, k, n in zip(MODALITIES, config.conv1d_kernel_sizes, info.seq_lens) if k > n]
+        if too_long:
+            raise UserError(f"Setting 'conv1d_kernel_sizes' of model 'mult': a kernel is longer than the dataset's "
+                            f"padded sequence ({', '.join(too_long)}).")
+        super().__init__(config, info)

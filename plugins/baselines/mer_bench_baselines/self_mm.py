@@ -11,13 +11,15 @@ generated label departs from the multimodal one. Hyperparameters per dataset are
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext
+from mer_bench.model_config import bounds
 from mer_bench_baselines.common import Inputs, LSTMEncoder, TextInput, masked_mean
 from mer_bench_baselines.self_mm_labels import TASKS, UnimodalLabelGenerator
 from mer_bench_baselines.training_loop import BaselineModel, trainable
@@ -53,7 +55,7 @@ class SelfMMConfig:
     post_text_dropout: float = 0.1       # dropout before the text head
     post_audio_dropout: float = 0.1      # dropout before the audio head
     post_video_dropout: float = 0.0      # dropout before the vision head
-    H: float = 1.0                       # generated labels are clipped to [-H, H]
+    H: float = field(default=1.0, metadata=bounds(low=0, low_inclusive=False))  # labels clipped to [-H, H]
     exclude_zero: bool = True            # zero-labelled samples belong to neither class centre
     text_pooling: str = "mean"           # text vector: "cls" (BERT's first token, the paper's) or masked "mean"
     patience: int = 8                    # MMSA's early_stop
@@ -149,9 +151,14 @@ class SelfMM(BaselineModel):
         config = super().default_config(info)
         return dataclasses.replace(config, text_pooling="cls" if info.text_mode == "bert" else "mean")
 
-    def __init__(self, config: SelfMMConfig, info: DataInfo):
+    @classmethod
+    def check_config(cls, config: SelfMMConfig) -> None:
         if config.text_pooling not in ("cls", "mean"):
-            raise ValueError(f"text_pooling must be 'cls' or 'mean', not {config.text_pooling!r}")
+            raise UserError(f"Setting 'text_pooling' of model 'self-mm' must be 'cls' or 'mean' "
+                            f"(got {config.text_pooling!r}).")
+
+    def __init__(self, config: SelfMMConfig, info: DataInfo):
+        self.check_config(config)
         super().__init__(config, info)
         self.labels: UnimodalLabelGenerator | None = None     # training-time state, built in on_fit_start
 

@@ -101,8 +101,9 @@ def _preset(model_name: str, dataset: str) -> tuple[int, int, float]:
     return defaults.layers, defaults.heads, defaults.out_dropout
 
 
-def check_config(config: CMCConfig) -> None:
-    """Raise `UserError` for settings that cannot work, before any training starts."""
+def check_cmc_config(config: CMCConfig) -> None:
+    """Raise `UserError` for settings that cannot work together, before any training starts (each setting's type
+    and bounds are checked for every model by `mer_bench.model_config`)."""
     problems = []
     if config.embed_dim % config.heads:
         problems.append(f"heads={config.heads} must divide embed_dim={config.embed_dim}")

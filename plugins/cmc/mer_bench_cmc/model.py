@@ -12,7 +12,7 @@ from mer_bench.data import Split
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext, Predictions, TorchModel
 from mer_bench.training import epoch_budget
-from mer_bench_cmc.config import CMCConfig, check_config, preset_config
+from mer_bench_cmc.config import CMCConfig, check_cmc_config, preset_config
 from mer_bench_cmc.encoders import MODALITIES, BertText
 from mer_bench_cmc.inputs import FrozenBert, SplitTensors
 from mer_bench_cmc.networks import CMCNet, UnimodalNet
@@ -36,7 +36,7 @@ class CMC(TorchModel):
 
     def __init__(self, config: CMCConfig, info: DataInfo):
         super().__init__(config, info)
-        check_config(config)
+        self.check_config(config)
         text_model = BertText(load_bert(config.bert_model or info.text_model)) if info.text_mode == "bert" else None
         self.in_dims = (text_model.hidden_size if text_model is not None else info.feature_dims[0],
                         info.feature_dims[1], info.feature_dims[2])
@@ -46,6 +46,10 @@ class CMC(TorchModel):
     @classmethod
     def default_config(cls, info: DataInfo) -> CMCConfig:
         return preset_config(cls.name, info)
+
+    @classmethod
+    def check_config(cls, config: CMCConfig) -> None:
+        check_cmc_config(config)
 
     def fit(self, train: Split, valid: Split, ctx: FitContext) -> None:
         config = self.config
