@@ -12,6 +12,7 @@ from mer_bench.cli.console import print_error
 from mer_bench.cli.catalog import datasets_group, models_group
 from mer_bench.cli.data import data_group
 from mer_bench.cli.leaderboard import leaderboard_group
+from mer_bench.cli.reproduce import reproduce_command
 from mer_bench.cli.run import run_command
 from mer_bench.cli.sweep import sweep_group
 from mer_bench.errors import UserError
@@ -27,6 +28,7 @@ def cli(debug: bool) -> None:
 
 for command in (run_command, models_group, datasets_group, data_group, leaderboard_group, sweep_group):
     cli.add_command(command)
+cli.add_command(reproduce_command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         status = cli.main(args=argv, prog_name="mer-bench", standalone_mode=False)
     except click.exceptions.Exit as done:
         status = done.exit_code
+    except click.UsageError as error:
+        print_error(usage_line(error))
+        status = 2
     except click.ClickException as error:
         error.show()
-        status = 2 if isinstance(error, click.UsageError) else error.exit_code
+        status = error.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         print_error("Interrupted: finished runs are kept; no partial result file was written.")
         status = 130
@@ -52,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         print_error(f"Error: {error}")
         status = error.exit_code
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def usage_line(error: click.UsageError) -> str:
+    """A bad option or argument on one line, like every other user error, with where to read the usage."""
+    where = f" (`{error.ctx.command_path} --help` shows the usage)" if error.ctx is not None else ""
+    return f"Error: {error.format_message()}{where}"
 
 
 def _terminate(signum, frame) -> None:
