@@ -10,6 +10,7 @@ import torch
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext
 from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean, segment_means, token_counts
+from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.self_mm import SelfMM
 from mer_bench_baselines.self_mm_labels import UnimodalLabelGenerator
@@ -42,6 +43,22 @@ def test_packed_lstm_state_does_not_depend_on_padding():
     padded = torch.cat([x, torch.randn(1, 6, 3) * 50], dim=1)                 # garbage after the valid steps
     torch.testing.assert_close(encoder(padded, torch.tensor([4])), encoder(x, torch.tensor([4])))
     assert encoder(x, torch.tensor([4])).shape == (1, 10)
+
+
+@pytest.mark.parametrize("model_class", [LFDNN, TFN, LMF])
+def test_text_subnetwork_applies_no_dropout_as_mmsa(model_class):
+    """MMSA's one-layer TextSubNet sets its dropout to 0: the text vector is the same in train and eval mode even
+    with a large text dropout configured, while audio still gets its dropout."""
+    config = dataclasses.replace(model_class.default_config(INFO),
+                                 dropouts=(0.9,) * len(model_class.default_config(INFO).dropouts))
+    torch.manual_seed(0)
+    subnets = model_class(config, INFO).network.subnets
+    inputs = _random_inputs(8)
+    train_audio, _, train_text = subnets.train()(inputs)
+    eval_audio, _, eval_text = subnets.eval()(inputs)
+    torch.testing.assert_close(train_text, eval_text)
+    assert not torch.allclose(train_audio, eval_audio)
+    assert not any(isinstance(module, torch.nn.Dropout) for module in subnets.text_subnet.modules())
 
 
 def test_text_lengths_come_from_the_attention_mask(tiny_data):

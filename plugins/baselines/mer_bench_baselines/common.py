@@ -151,17 +151,20 @@ class LSTMEncoder(nn.Module):
 
 
 class TextSubNet(nn.Module):
-    """The language subnetwork of TFN, LMF and LF-DNN: an LSTM over word features, its final state through a linear."""
+    """The language subnetwork of TFN, LMF and LF-DNN: an LSTM over word features, its final state through a linear.
 
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, dropout: float):
+    No dropout, as in MMSA: its one-layer TextSubNet sets its dropout to 0 (for the LSTM, where one layer has no gap
+    to drop in, and for the nn.Dropout on the final state alike), so the text value of `dropouts` has no effect there.
+    """
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int):
         super().__init__()
         self.lstm = LSTMEncoder(in_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(hidden_size, out_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, out_size)"""
-        return self.linear(self.dropout(self.lstm(x, lengths)))
+        return self.linear(self.lstm(x, lengths))
 
 
 class MLPSubNet(nn.Module):
@@ -188,10 +191,10 @@ class SubnetEncoders(nn.Module):
         super().__init__()
         text_in, audio_in, vision_in = info.feature_dims
         text_hidden, audio_hidden, vision_hidden = hidden_dims          # (text, audio, vision), as MMSA orders them
-        audio_drop, vision_drop, text_drop = dropouts                   # (audio, vision, text), likewise
+        audio_drop, vision_drop, _ = dropouts      # (audio, vision, text); the text value is unused, as in MMSA
         self.audio_subnet = MLPSubNet(audio_in, audio_hidden, audio_drop)
         self.vision_subnet = MLPSubNet(vision_in, vision_hidden, vision_drop)
-        self.text_subnet = TextSubNet(text_in, text_hidden, text_out, text_drop)
+        self.text_subnet = TextSubNet(text_in, text_hidden, text_out)
 
     def forward(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(audio (B, Ha), vision (B, Hv), text (B, text_out))"""
