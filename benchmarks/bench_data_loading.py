@@ -88,7 +88,7 @@ def build(folder: Path, sizes: tuple[int, int, int]) -> tuple[Path, float, float
     started = time.perf_counter()
     entry = prepare_dataset(SPEC, path, root=folder / "cache").entry
     prepare_seconds = time.perf_counter() - started
-    return path, prepare_seconds, sum(entry.manifest["files"].values()) / 2**20
+    return path, prepare_seconds, entry.total_size() / 2**20
 
 
 def main() -> None:

@@ -154,7 +154,7 @@ def prepare_command(target: str, dataset: str | None, data_dir: Path | None, dat
     started = time.perf_counter()
     outcome = prepare_dataset(resolved.spec, resolved.path, resolved.raw, rebuild=rebuild)
     seconds = time.perf_counter() - started
-    size = sum(outcome.entry.manifest["files"].values()) / 2**20
+    size = outcome.entry.total_size() / 2**20
     verb = {"fresh": "already prepared", "reused": "same content already prepared", "built": "prepared"}
     console.print(f"{resolved.spec.name} from {resolved.path}: {verb[outcome.status]} in {outcome.entry.folder} "
                   f"({size:.1f} MiB, {seconds:.1f} s)", markup=False, soft_wrap=True)

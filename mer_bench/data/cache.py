@@ -2,8 +2,12 @@
 
 Layout: ``<root>/<dataset>-<sha256[:16]>/`` holds one ``<split>.<field>.npy`` per tensor (saved without pickle),
 ``ids.json``, and ``manifest.json``, which records the source file's SHA-256, the fingerprints (resolved path, size,
-modification time in ns) the source was seen under, the spec it was validated against, the notes, and each array's
-file size.
+modification time in ns) the source was seen under, the spec it was validated against, the notes, and for each
+file its size, SHA-256, write stamp and (arrays) header shape and dtype.
+
+Loading verifies every file against its record (see cache_integrity.py): a cache file edited after it was written
+(labels flipped, a NaN planted, a header reshaped) is never used; the caller warns, reads the source instead and
+writes the entry again. Manifests of the earlier format, without these records, are stale: re-prepared, not errors.
 
 Freshness is decided by the fingerprint, not by hashing: hashing a 1.2 GB source on every load would cost more than
 the cache saves. A source whose fingerprint is unknown is hashed once; if a cache with that checksum exists (a copied
@@ -21,7 +25,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from mer_bench.data import cache_integrity
 from mer_bench.data.specs import DatasetSpec
 from mer_bench.data.split import SPLITS, TENSOR_FIELDS, MERData, Split
-from mer_bench.results import write_json_atomic
+from mer_bench.fileio import make_temp_dir, write_json_atomic
 
 CACHE_VARIABLE = "MER_BENCH_CACHE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                   # 2: per-file records (size, SHA-256, stamp, header) verified on load
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 24 * 3600       # temporary folders older than this were left by a killed process
 
@@ -76,6 +80,10 @@ class Entry:
     def fingerprints(self) -> list[Fingerprint]:
         return [Fingerprint(**fingerprint) for fingerprint in self.manifest["fingerprints"]]
 
+    def total_size(self) -> int:
+        """Bytes of the entry's files."""
+        return sum(record["size"] for record in self.manifest["files"].values())
+
 
 def spec_key(spec: DatasetSpec) -> dict[str, Any]:
     """The spec fields that validation and conversion depend on: a change makes old entries stale."""
@@ -115,9 +123,10 @@ def _well_formed(manifest: Any) -> bool:
 
 
 def _intact(entry: Entry) -> bool:
-    """Every array file is there with the size written (one stat each; catches truncation, not bit flips)."""
+    """Every file is there with the size written (one stat each; the content is verified when it is read)."""
     try:
-        return all((entry.folder / name).stat().st_size == size for name, size in entry.manifest["files"].items())
+        return all(cache_integrity.well_formed(record) and (entry.folder / name).stat().st_size == record["size"]
+                   for name, record in entry.manifest["files"].items())
     except (OSError, KeyError, AttributeError, TypeError):
         return False
 
@@ -168,11 +177,11 @@ def write_entry(root: Path, data: MERData, fingerprint: Fingerprint, replace: bo
     root.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_temporaries(root)
     final = root / f"{data.spec.name}-{data.sha256[:16]}"
-    temporary = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{final.name}-", dir=root))
+    temporary = make_temp_dir(root, f"{TEMP_PREFIX}{final.name}-")
     try:
         files = _save_arrays(temporary, data)
         (temporary / "ids.json").write_text(json.dumps({name: list(data.split(name).ids) for name in SPLITS}))
-        files["ids.json"] = (temporary / "ids.json").stat().st_size
+        files["ids.json"] = cache_integrity.record_of(temporary / "ids.json")
         manifest = {"format": FORMAT_VERSION, "spec": spec_key(data.spec),
                     "source": {"sha256": data.sha256, "path": fingerprint.path},
                     "fingerprints": [dataclasses.asdict(fingerprint)], "notes": list(data.notes), "files": files,
@@ -185,7 +194,7 @@ def write_entry(root: Path, data: MERData, fingerprint: Fingerprint, replace: bo
     return entry if fingerprint in entry.fingerprints() else add_fingerprint(entry, fingerprint)
 
 
-def _save_arrays(folder: Path, data: MERData) -> dict[str, int]:
+def _save_arrays(folder: Path, data: MERData) -> dict[str, dict]:
     files = {}
     for split_name in SPLITS:
         split = data.split(split_name)
@@ -193,9 +202,9 @@ def _save_arrays(folder: Path, data: MERData) -> dict[str, int]:
             tensor = getattr(split, field)
             if tensor is None:
                 continue
-            name = f"{split_name}.{field}.npy"
-            np.save(folder / name, np.ascontiguousarray(tensor.numpy()), allow_pickle=False)
-            files[name] = (folder / name).stat().st_size
+            name, array = f"{split_name}.{field}.npy", np.ascontiguousarray(tensor.numpy())
+            np.save(folder / name, array, allow_pickle=False)
+            files[name] = cache_integrity.record_of(folder / name, array)
     return files
 
 
@@ -229,17 +238,55 @@ def _remove_abandoned_temporaries(root: Path) -> None:
 
 def read_entry(entry: Entry, spec: DatasetSpec, source: str) -> MERData:
     """The dataset with every tensor memory-mapped copy-on-write: pages are read on first use, and a model that
-    writes into its data changes only its own copy, never the cache."""
+    writes into its data changes only its own copy, never the cache. Every file is verified against its manifest
+    record first (`cache_integrity.TamperedCache`, a ValueError, when one differs)."""
+    files = entry.manifest["files"]
+    restamped = verify_files(entry)
     ids = json.loads((entry.folder / "ids.json").read_text())
-    splits = {name: _read_split(entry.folder, name, ids[name]) for name in SPLITS}
+    splits = {name: _read_split(entry.folder, name, ids[name], files) for name in SPLITS}
+    if restamped:
+        _record_new_stamps(entry, restamped)
     return MERData(spec, splits["train"], splits["valid"], splits["test"], source, entry.sha256,
                    tuple(entry.manifest["notes"]))
 
 
-def _read_split(folder: Path, name: str, ids: list[str]) -> Split:
+def verify_files(entry: Entry) -> list[str]:
+    """Raise `cache_integrity.TamperedCache` unless every file matches its record; the names of files whose content
+    verified under a new stamp. Headers are checked where the arrays are mapped (`_read_split`)."""
+    return [name for name, record in entry.manifest["files"].items()
+            if cache_integrity.verify_file(entry.folder / name, record)]
+
+
+def intact_on_disk(entry: Entry) -> str | None:
+    """None when the entry would load as written, else why not (for `data prepare` and `data check`)."""
+    try:
+        verify_files(entry)
+        for name, record in entry.manifest["files"].items():
+            if name.endswith(".npy"):
+                path = entry.folder / name
+                cache_integrity.verify_header(path, np.load(path, mmap_mode="r", allow_pickle=False), record)
+    except (OSError, ValueError) as error:
+        return str(error)
+    return None
+
+
+def _read_split(folder: Path, name: str, ids: list[str], files: dict[str, dict]) -> Split:
     tensors: dict[str, torch.Tensor] = {}
     for field in TENSOR_FIELDS:
-        path = folder / f"{name}.{field}.npy"
-        if path.is_file():
-            tensors[field] = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+        file_name = f"{name}.{field}.npy"
+        if file_name in files:   # only files the manifest vouches for; a planted extra file is ignored
+            array = np.load(folder / file_name, mmap_mode="c", allow_pickle=False)
+            cache_integrity.verify_header(folder / file_name, array, files[file_name])
+            tensors[field] = torch.from_numpy(array)
     return Split(name=name, ids=tuple(ids), **tensors)
+
+
+def _record_new_stamps(entry: Entry, names: list[str]) -> None:
+    """Files whose content verified under a new stamp (a copied or restored folder): remember the stamp, so the next
+    load need not hash them again. Best effort: a read-only cache is still usable."""
+    files = {name: dict(record, stamp=cache_integrity.stamp_of((entry.folder / name).stat()))
+             if name in names else record for name, record in entry.manifest["files"].items()}
+    try:
+        write_json_atomic(entry.folder / "manifest.json", {**entry.manifest, "files": files})
+    except OSError:
+        pass

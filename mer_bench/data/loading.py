@@ -92,14 +92,17 @@ def _load_through_cache(root: Path, spec: DatasetSpec, path: Path) -> MERData:
     entry = cache.find_fresh(root, spec, fingerprint)
     if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
         return data
+    damaged = entry is not None        # found but unusable (edited, truncated): rewritten from the source below
     sha256 = file_sha256(path)
-    entry = cache.find_by_checksum(root, spec, sha256)
-    if entry is not None and (data := _read_entry_or_warn(entry, spec, path)) is not None:
-        _try(lambda: cache.add_fingerprint(entry, fingerprint))   # the same content under a new path or mtime
-        return data
+    by_checksum = cache.find_by_checksum(root, spec, sha256)
+    if by_checksum is not None and by_checksum != entry:
+        if (data := _read_entry_or_warn(by_checksum, spec, path)) is not None:
+            _try(lambda: cache.add_fingerprint(by_checksum, fingerprint))   # the same content under a new path
+            return data
+        damaged = True
     stale = cache.entries_for_path(root, spec, path)
     data = read_file(path, spec, sha256)
-    if stale:  # this path was prepared before and its content changed: keep it prepared
+    if stale or damaged:  # this path was prepared before and its content changed, or its entry is damaged
         written = []
         if _try(lambda: written.append(cache.write_entry(root, data, fingerprint, replace=True))):
             for old in stale:
@@ -111,9 +114,9 @@ def _load_through_cache(root: Path, spec: DatasetSpec, path: Path) -> MERData:
 def _read_entry_or_warn(entry: cache.Entry, spec: DatasetSpec, path: Path) -> MERData | None:
     try:
         return cache.read_entry(entry, spec, str(path))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        warnings.warn(f"{entry.folder}: damaged prepared cache ignored ({error}); reading {path} instead",
-                      DataWarning, stacklevel=3)
+    except (OSError, ValueError, KeyError, TypeError) as error:   # TamperedCache is a ValueError
+        warnings.warn(f"{entry.folder}: prepared cache does not match what was written ({error}); reading {path} "
+                      "instead and preparing it again", DataWarning, stacklevel=3)
         return None
 
 
@@ -141,8 +144,10 @@ def prepare_dataset(spec: DatasetSpec, path: Path, raw: dict | None = None, rebu
     if root is None:
         raise UserError(f"The prepared cache is disabled (${cache.CACHE_VARIABLE}=off); set it to a folder.")
     fingerprint = cache.Fingerprint.of(path)
-    if not rebuild and (entry := cache.find_fresh(root, spec, fingerprint)):
-        return Prepared(entry, "fresh")
+    fresh = None if rebuild else cache.find_fresh(root, spec, fingerprint)
+    if fresh is not None and cache.intact_on_disk(fresh) is None:
+        return Prepared(fresh, "fresh")
+    rebuild = rebuild or fresh is not None      # an edited entry is replaced, not reused
     sha256 = file_sha256(path)
     if not rebuild and (entry := cache.find_by_checksum(root, spec, sha256)):
         return Prepared(cache.add_fingerprint(entry, fingerprint), "reused")

@@ -104,7 +104,10 @@ def _cache_state(spec: DatasetSpec, path: Path, sha256: str) -> dict[str, Any]:
         return {"root": None, "state": "off", "folder": None}
     fresh = cache.find_fresh(root, spec, cache.Fingerprint.of(path))
     same_content = cache.find_by_checksum(root, spec, sha256)
-    if fresh is not None and fresh.sha256 == sha256:
+    edited = None if fresh is None else cache.intact_on_disk(fresh)
+    if fresh is not None and edited is not None:
+        state, entry = f"edited since it was prepared ({edited}; the next load re-prepares it)", fresh
+    elif fresh is not None and fresh.sha256 == sha256:
         state, entry = "fresh", fresh
     elif fresh is not None:     # same path, size and mtime, other content: rewritten in place
         state, entry = "stale (content changed without a new size or time: run `data prepare --rebuild`)", fresh
