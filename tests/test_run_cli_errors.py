@@ -119,3 +119,11 @@ def test_two_identical_runs_at_once_train_once(tmp_path):
     outs = sorted(out for out, _ in answers)
     assert "0 reused" in outs[0] and "1 reused" in outs[1]   # one trained, the other reused its result
     assert sum("another process is training this run" in err for _, err in answers) == 1
+
+
+def test_a_folder_in_place_of_the_run_lock_is_one_line(tmp_path, capsys):
+    catalog = get_catalog()
+    spec = make_spec(catalog, "mean", "synthetic", 1, {}, None, 1, data_checksum(catalog, "synthetic"))
+    lock_path(spec, tmp_path).mkdir(parents=True)
+    code, _, err = invoke(quick_run(tmp_path, "--seeds", "1"), capsys)
+    assert_one_line(code, err, str(lock_path(spec, tmp_path)), "a folder where the run's lock file should be")

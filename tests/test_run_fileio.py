@@ -87,3 +87,29 @@ def test_file_size_limit_is_an_output_error(tmp_path):
     assert answer.returncode == 2, answer.stderr
     assert answer.stdout.startswith("ERR ") and "File too large" in answer.stdout
     assert not (tmp_path / "big.json").exists()
+
+
+def test_a_run_writes_results_and_folders_others_may_read_as_the_umask_says(tmp_path, umask, capsys):
+    from mer_bench.cli import main
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "mean", "--dataset", "synthetic", "--seeds", "1", "--no-probes", "--epochs", "1",
+              "--threads", "1", "--out", str(tmp_path / "o")])
+    assert exited.value.code == 0
+    result = next((tmp_path / "o").rglob("*.json"))
+    assert mode(result) == 0o666 & ~umask
+    assert mode(result.parent) == mode(tmp_path / "o") == 0o777 & ~umask
+
+
+def test_sweep_state_files_honour_the_umask(tmp_path, umask):
+    from mer_bench.plugins import get_catalog
+    from mer_bench.runlock import RunLock, lock_path
+    from mer_bench.runner import make_spec
+    from mer_bench.sweep.store import write_failure
+    spec = make_spec(get_catalog(), "mean", "synthetic", 1, data_sha256="0" * 64)
+    lock = RunLock(lock_path(spec, tmp_path))
+    assert lock.acquire()
+    try:
+        assert mode(lock.path) == 0o666 & ~umask
+    finally:
+        lock.release()
+    assert mode(write_failure(spec, tmp_path, ValueError("x"), started=0.0)) == 0o666 & ~umask

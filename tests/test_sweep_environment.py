@@ -48,7 +48,7 @@ def test_a_grid_whose_data_is_missing_is_one_line_and_records_nothing(tmp_path, 
     assert code == 2 and out == ""
     assert err.count("\n") == 1, err
     assert err.startswith(f"Error: {grid_file}: No file found for dataset 'sims'.")
-    assert err.rstrip().endswith("(missing too: mosi)")
+    assert err.rstrip().endswith("(missing too: mosi) (a grid file names its folder with data_dir)")
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*"))
 
 

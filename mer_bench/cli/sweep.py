@@ -28,6 +28,7 @@ from mer_bench.sweep.worker import FAILED, LOCKED, UNAVAILABLE, WorkerSettings
 from mer_bench.training import resolve_device
 
 MAX_FAILURES_SHOWN = 10
+MAX_LOCAL_JOBS = 1024         # worker processes: far beyond any one machine, short of exhausting the process table
 RUNS_LISTED_BY_DEFAULT = 40   # a small sweep's plan lists its runs; a large one's only when asked
 
 
@@ -50,7 +51,8 @@ def sweep_group() -> None:
 @sweep_group.command("plan")
 @grid_argument
 @results_option
-@click.option("--jobs", type=click.IntRange(min=1), help="Local jobs the time estimate assumes (default: fitted).")
+@click.option("--jobs", type=click.IntRange(min=1, max=MAX_LOCAL_JOBS),
+              help="Local jobs the time estimate assumes (default: fitted).")
 @click.option("--runs", "list_runs", is_flag=True, help=f"List every run with its state (done by default for up "
               f"to {RUNS_LISTED_BY_DEFAULT} runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -142,8 +144,8 @@ def _print_failures(states: dict[RunSpec, RunState], out_dir: Path) -> None:
 @results_option
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
               help="local: worker processes on this machine; slurm: a job array through submitit.")
-@click.option("--jobs", type=click.IntRange(min=1), help="Local worker processes (default: one per GPU, else one "
-              "per CPU core, up to 8).")
+@click.option("--jobs", type=click.IntRange(min=1, max=MAX_LOCAL_JOBS), help="Local worker processes (default: one "
+              "per GPU, else one per CPU core, up to 8).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--retry-failed", is_flag=True, help="Rerun runs recorded as failed (skipped otherwise).")
 @click.option("--partition", help="Slurm partition (default: the cluster's default).")

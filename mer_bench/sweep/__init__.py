@@ -20,6 +20,10 @@ A sweep is described by a grid file (TOML)::
     [models.mean]                                     # no grid: the model's defaults, one configuration
 
 Every combination of a model's grid values is one configuration; each configuration runs once per dataset and seed.
+A grid may have at most `mer_bench.sweep.grid.MAX_GRID_RUNS` (100,000) runs, counted before any is built; split a
+larger search into several files. Seeds are integers from 0 to 2**32-1 (what numpy and torch seeding accept). Every
+dataset of the grid must be found (``data_dir``, else $MER_BENCH_DATA, else the default data folder) before `plan`,
+`run` or `select` start, since the data's checksum is part of each run's id.
 Each run is a `RunSpec` and is trained exactly as `mer-bench run` trains it, into the same result file
 ``<results>/<dataset>/<model>/<run-id>.json``, named by the spec's hash: a finished run is never redone, so a sweep
 resumes where it stopped, and two sweeps sharing a results folder skip each other's work (see

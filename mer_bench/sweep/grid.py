@@ -165,7 +165,7 @@ def dataset_checksums(grid: SweepGrid, catalog: Catalog) -> Checksums:
             missing.append((name, error))
     if missing:
         others = f" (missing too: {', '.join(name for name, _ in missing[1:])})" if len(missing) > 1 else ""
-        raise UserError(f"{grid.path}: {missing[0][1]}{others}")
+        raise UserError(f"{grid.path}: {missing[0][1]}{others} (a grid file names its folder with data_dir)")
     return found.__getitem__
 
 
