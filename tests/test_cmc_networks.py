@@ -58,6 +58,24 @@ def test_masked_pooling_ignores_padding():
     torch.testing.assert_close(run_branch(net, "vision", x, lengths), run_branch(net, "vision", padded, lengths))
 
 
+@pytest.mark.parametrize("attention_dropout", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+def test_masked_pooling_of_an_empty_sequence_is_finite(attention_dropout, train):
+    """A zero-length sequence attends to and pools its first (padded) step instead of giving NaN (0/0 softmax), on
+    the CPU's dropout attention path and the fused one alike; the other samples do not notice."""
+    config = CMCConfig(layers=2, heads=2, embed_dim=8, attention_dropout=attention_dropout, masked_pooling=True)
+    torch.manual_seed(0)
+    net = UnimodalNet("audio", 3, config).train(train)
+    x = torch.randn(4, 6, 3)
+    x[0] = 0.0                                                            # the empty sample's frames are padding
+    logits, h = net(x, torch.tensor([0, 6, 3, 1]))
+    assert torch.isfinite(logits).all() and torch.isfinite(h).all()
+    (logits.sum() + h.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    if not train:
+        torch.testing.assert_close(h[0], net(x[:1], torch.tensor([1]))[1][0])
+
+
 def test_encoder_layers_start_identical_like_nn_transformer_encoder():
     net = UnimodalNet("text", 10, SMALL)
     first, second = (layer.state_dict() for layer in net.encoder_l.layers)

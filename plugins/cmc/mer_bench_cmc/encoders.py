@@ -86,13 +86,17 @@ def run_branch(module: nn.Module, modality: str, x: torch.Tensor, lengths: torch
         # padded frames included, without transposing the data.
         x = getattr(module, f"norm_{suffix}")(x.reshape(batch * length, dim)).view(batch, length, dim)
     x = F.linear(x, getattr(module, f"proj_{suffix}").weight.squeeze(-1))   # 1x1 conv = per-frame linear map
+    if lengths is not None:
+        # An empty sequence (length 0) attends to and pools its first, padded step: with no key to attend to, the
+        # softmax over all -inf scores would be NaN (0/0) and poison the whole batch's gradients.
+        lengths = lengths.clamp(min=1)
     frame_mask = None if lengths is None else torch.arange(length, device=x.device) < lengths.unsqueeze(1)  # (B, L)
     key_mask = None if frame_mask is None else frame_mask[:, None, None, :]
     hidden = getattr(module, f"encoder_{suffix}")(x, key_mask).float()      # (B, L, d)
     if frame_mask is None:
         pooled = hidden.mean(dim=1)                                          # padding included, as the reference
     else:
-        pooled = (hidden * frame_mask.unsqueeze(-1)).sum(dim=1) / lengths.clamp(min=1).unsqueeze(1).float()
+        pooled = (hidden * frame_mask.unsqueeze(-1)).sum(dim=1) / lengths.unsqueeze(1).float()
     return F.normalize(pooled, p=2, dim=-1)
 
 
