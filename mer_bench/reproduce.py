@@ -327,9 +327,18 @@ def reproduce(source: Path, out_dir: Path | None = None, data_dir: Path | None =
 
 
 def notes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What explains rather than decides: changed model settings, and entries newer than the recorded file."""
+    """What explains rather than decides: changed model settings, code outside any commit, and entries newer than
+    the recorded file."""
     added = [f"new entry, not in the recorded file: {path}" for path in added_entries(recorded, current)]
-    return [*config_notes(recorded, current), *added]
+    return [*config_notes(recorded, current), *dirty_notes(recorded, current), *added]
+
+
+def dirty_notes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """A '+dirty' commit ran code with uncommitted changes: on that side the commit does not say which code ran."""
+    sides = {"recorded run": recorded, "rerun": current}
+    return [f"the {side} ran from a checkout with uncommitted changes ({commit}): no commit holds its exact code"
+            for side, record in sides.items()
+            if str(commit := record.get("environment", {}).get("git_commit")).endswith("+dirty")]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

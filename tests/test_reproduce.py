@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mer_bench.cli import main
-from mer_bench.reproduce import FLOAT_NOISE, added_entries, compare_records
+from mer_bench.reproduce import FLOAT_NOISE, added_entries, compare_records, notes
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboards" / "results" / "synthetic"
 
@@ -182,3 +182,11 @@ def test_lengths_kinds_and_integers_are_compared():
     assert shorter.verdict == renamed.verdict == "different"
     assert [d.where for d in shorter.differences] == ["predictions/ids (length)"]
     assert [d.where for d in renamed.differences] == ["predictions/ids/1"]
+
+
+def test_notes_name_changed_settings_and_uncommitted_code():
+    recorded = {"model": {"config": {"dropout": 0.1, "layers": 1}}, "environment": {"git_commit": "abc+dirty"}}
+    current = {"model": {"config": {"dropout": 0.0, "layers": 1}}, "environment": {"git_commit": "def"}}
+    found = notes(recorded, current)
+    assert found[0] == "model setting 'dropout': recorded 0.1, now 0"
+    assert len(found) == 2 and "recorded run" in found[1] and "abc+dirty" in found[1]
