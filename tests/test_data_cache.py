@@ -165,3 +165,14 @@ def test_a_damaged_manifest_is_skipped(cache_dir, source):
     (entry.folder / "manifest.json").write_text(json.dumps({**manifest, "fingerprints": [{"path": 1}]}))
     assert cache.entries(cache_dir, TINY_SPEC) == []
     assert prepare_dataset(TINY_SPEC, source).status == "built"
+
+
+def test_entries_are_readable_as_the_umask_says(cache_dir, source):
+    """A cache on a shared lab folder: others may read it (mkdtemp alone would make the entry folder 0700)."""
+    previous = os.umask(0o022)
+    try:
+        entry = prepare_dataset(TINY_SPEC, source).entry
+    finally:
+        os.umask(previous)
+    assert entry.folder.stat().st_mode & 0o777 == 0o755
+    assert {path.stat().st_mode & 0o777 for path in entry.folder.iterdir()} == {0o644}

@@ -69,6 +69,49 @@ def test_synth_is_deterministic_and_does_not_overwrite(cli, tmp_path):
     assert_one_line_error(*cli("data", "synth", first, "--n", 4, 3, 3), "exists; pass --force")
 
 
+SYNTH_REFUSALS = {
+    "negative seed": (("--seed", -1), "--seed -1 is out of range: seeds are integers from 0 to 4294967295"),
+    "huge seed": (("--seed", 10**20), "--seed 100000000000000000000 is out of range"),
+    "huge split": (("--like", "mosei", "--n", 100_000_000, 1, 1), "--n 100000000 1 1: each split size must be from 1"),
+    "empty split": (("--n", 4, 0, 3), "--n 4 0 3: each split size must be from 1"),
+    "negative split": (("--n", -4, 3, 3), "--n -4 3 3: each split size"),
+    "file too large": (("--like", "mosei", "--n", 1_000_000, 1_000_000, 1_000_000), "the limit is 64 GiB"),
+    "more than memory": (("--like", "mosei", "--n", 100_000, 1, 1), "needs about 69.3 GiB of memory to generate"),
+}
+
+
+@pytest.mark.parametrize("options, phrase", SYNTH_REFUSALS.values(), ids=SYNTH_REFUSALS.keys())
+def test_synth_refuses_out_of_range_requests_before_generating(cli, tmp_path, monkeypatch, options, phrase):
+    monkeypatch.setattr("mer_bench.cli.data.available_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr("mer_bench.cli.data.generate_raw", lambda *args: pytest.fail("generated anyway"))
+    out = tmp_path / "out.pkl"
+    assert_one_line_error(*cli("data", "synth", out, *options), "data synth: ", phrase)
+    assert [path.name for path in tmp_path.iterdir() if path.name != "cache"] == []
+
+
+def test_synth_refuses_a_file_larger_than_the_free_disk(cli, tmp_path, monkeypatch):
+    import shutil
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr("mer_bench.cli.data.shutil.disk_usage", lambda path: usage._replace(free=2**20))
+    assert_one_line_error(*cli("data", "synth", tmp_path / "out.pkl"), str(tmp_path), "GiB is free")
+    assert [path.name for path in tmp_path.iterdir() if path.name != "cache"] == []
+
+
+def test_synth_files_are_readable_as_the_umask_says(cli, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert cli("data", "synth", tmp_path / "out.pkl", "--n", 4, 3, 3)[0] == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.pkl").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_largest_default_synth_request_is_within_the_limits():
+    from mer_bench.data.synthetic import SHAPES, request_problem
+    for like, shape in SHAPES.items():
+        assert request_problem(like, shape.sizes, 2**32 - 1, None) is None
+
+
 def test_check_accepts_the_hand_made_quirky_file_in_the_mmsa_layout(cli, tmp_path):
     path = write_pickle(quirky_raw(), tmp_path / "SIMS" / "Processed" / "unaligned_39.pkl")
     status, stdout, err = cli("data", "check", path, "--json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from mer_bench.data.loading import locate, prepare_dataset, spec_from_content, s
 from mer_bench.data.mmsa import read_pickle, write_pickle
 from mer_bench.data.report import check_file, check_generated
 from mer_bench.data.specs import DatasetSpec
-from mer_bench.data.synthetic import SHAPES, generate_raw
+from mer_bench.data.synthetic import (MAX_SPLIT_SAMPLES, SEED_RANGE, SHAPES, estimated_bytes, generate_raw,
+                                      request_problem)
 from mer_bench.data.validate import WARNING_PREFIX, Problem
 from mer_bench.errors import UserError
 from mer_bench.plugins import get_catalog
@@ -167,17 +169,36 @@ def prepare_command(target: str, dataset: str | None, data_dir: Path | None, dat
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--like", type=click.Choice(sorted(SHAPES)), default="synthetic", show_default=True,
               help="Whose shapes, label style and split sizes to copy.")
-@click.option("--n", "sizes", type=click.IntRange(min=1), nargs=3, default=None, metavar="TRAIN VALID TEST",
-              help="Samples per split (default: those of --like).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed (same seed, same file).")
+@click.option("--n", "sizes", type=int, nargs=3, default=None, metavar="TRAIN VALID TEST",
+              help=f"Samples per split, each 1..{MAX_SPLIT_SAMPLES:,} (default: those of --like).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help=f"Generator seed, {SEED_RANGE[0]}..{SEED_RANGE[1]} (same seed, same file).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, force: bool) -> None:
     """Write the synthetic dataset (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
+    sizes = tuple(sizes) if sizes else SHAPES[like].sizes
+    problem = request_problem(like, sizes, seed, available_memory())
+    if problem:
+        raise UserError(f"data synth: {problem}.")
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to overwrite it.")
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder.")
-    sizes = tuple(sizes) if sizes else SHAPES[like].sizes
+    needed, free = estimated_bytes(like, sizes), shutil.disk_usage(out.parent).free
+    if needed > free:
+        raise UserError(f"{out.parent}: the file needs about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free.")
     write_pickle(generate_raw(like, sizes, seed), out)
     console.print(f"wrote {out} ({like}-shaped, {'/'.join(map(str, sizes))} samples, seed {seed}, "
                   f"{out.stat().st_size / 2**20:.1f} MiB)", markup=False, soft_wrap=True)
+
+
+def available_memory() -> int | None:
+    """Bytes the system can give without swapping (MemAvailable), or None where /proc/meminfo does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

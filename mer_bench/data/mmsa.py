@@ -3,9 +3,7 @@ file into in-memory splits."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from mer_bench.data.split import SPLITS, MERData, Split
 from mer_bench.data.safe_pickle import Refused, RestrictedUnpickler, plain_arrays
 from mer_bench.data.validate import UNIMODAL_KEYS, CheckedRaw, check_raw
 from mer_bench.errors import DataError
+from mer_bench.fileio import atomic_write
 
 
 def read_pickle(path: Path) -> dict:
@@ -38,17 +37,11 @@ def read_pickle(path: Path) -> dict:
 
 
 def write_pickle(raw: dict, path: Path) -> None:
-    """Write an MMSA-format dict, atomically: a temporary file beside `path`, renamed over it when complete.
-    Protocol 4 is what Python 3.8-3.13 write by default, so these files read like the published ones."""
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            pickle.dump(raw, handle, protocol=4)
-        os.replace(handle.name, path)
-    finally:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
+    """Write an MMSA-format dict, atomically and readable as the umask says (`fileio.atomic_write`; a full or
+    read-only folder is a one-line OutputError). Protocol 4 is what Python 3.8-3.13 write by default, so these files
+    read like the published ones."""
+    with atomic_write(path, "wb") as handle:
+        pickle.dump(raw, handle, protocol=4)
 
 
 def raw_to_data(raw: dict, spec: DatasetSpec, source: str, sha256: str) -> MERData:

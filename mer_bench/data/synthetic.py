@@ -52,6 +52,40 @@ SHAPES = {
 }
 
 
+# Limits of `mer-bench data synth`, checked before anything is generated (a request past them would end in a numpy
+# traceback or the out-of-memory killer):
+SEED_RANGE = (0, 2**32 - 1)          # the seeds `run` accepts, so a file and a run can share one
+MAX_SPLIT_SAMPLES = 1_000_000        # per split; MOSEI, the largest real dataset, has 16,326 training samples
+MAX_FILE_BYTES = 64 * 2**30          # 64 GiB; the MOSEI-shaped default is about 9 GiB
+PEAK_MEMORY_FACTOR = 2               # generation holds each split's arrays plus their noise and pickling copies
+
+
+def estimated_bytes(like: str, sizes: tuple[int, int, int]) -> int:
+    """About how large the pickle of this request will be: the float32 arrays and token ids, per sample."""
+    shape = SHAPES[like]
+    (text_len, audio_len, vision_len), (text_dim, audio_dim, vision_dim) = shape.seq_lens, shape.feature_dims
+    per_sample = 4 * (text_len * text_dim + audio_len * audio_dim + vision_len * vision_dim + 3 * text_len) + 100
+    return per_sample * sum(sizes)
+
+
+def request_problem(like: str, sizes: tuple[int, int, int], seed: int, available_memory: int | None) -> str | None:
+    """Why this request cannot be generated (limits above, or this machine's free memory), or None."""
+    low, high = SEED_RANGE
+    if not low <= seed <= high:
+        return f"--seed {seed} is out of range: seeds are integers from {low} to {high} (2**32-1)"
+    if any(not 1 <= n <= MAX_SPLIT_SAMPLES for n in sizes):
+        return f"--n {' '.join(map(str, sizes))}: each split size must be from 1 to {MAX_SPLIT_SAMPLES:,}"
+    size = estimated_bytes(like, sizes)
+    if size > MAX_FILE_BYTES:
+        return (f"--n {' '.join(map(str, sizes))} with --like {like} would make a file of about "
+                f"{size / 2**30:.0f} GiB; the limit is {MAX_FILE_BYTES / 2**30:.0f} GiB")
+    if available_memory is not None and PEAK_MEMORY_FACTOR * size > available_memory:
+        return (f"--n {' '.join(map(str, sizes))} with --like {like} needs about "
+                f"{PEAK_MEMORY_FACTOR * size / 2**30:.1f} GiB of memory to generate; {available_memory / 2**30:.1f} "
+                "GiB is free")
+    return None
+
+
 def generate_raw(like: str = "synthetic", sizes: tuple[int, int, int] | None = None, seed: int = 0) -> dict:
     """The dataset as MMSA pickles hold it: {"train": {...}, "valid": {...}, "test": {...}} of numpy arrays."""
     shape = SHAPES[like]
