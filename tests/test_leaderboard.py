@@ -73,7 +73,7 @@ def test_cell_mean_std_and_interval_over_seeds():
     assert (cell.summary.mean, cell.summary.std, cell.summary.n) == pytest.approx((0.7, 0.1, 3))
     assert (cell.summary.ci_low, cell.summary.ci_high) == pytest.approx((0.7 - 0.2484138, 0.7 + 0.2484138))
     assert cell.mark == "best"
-    assert list(tables) == ["regression"]                       # no probabilities: no classification table
+    assert list(tables) == ["comparison", "regression"]         # no probabilities: no classification table
 
 
 def test_different_checksums_are_never_averaged():
@@ -84,7 +84,7 @@ def test_different_checksums_are_never_averaged():
     assert [board.slug for board in boards] == ["synthetic-aaaaaaaa", "synthetic-bbbbbbbb"]
     assert [len(board.runs) for board in boards] == [2, 1]
     assert boards[0].siblings == ["synthetic-bbbbbbbb"] and boards[1].siblings == ["synthetic-aaaaaaaa"]
-    maes = [build_tables(board, {})[0].rows[0].cells["mae"].summary.mean for board in boards]
+    maes = [build_tables(board, {})[1].rows[0].cells["mae"].summary.mean for board in boards]
     assert maes[0] < 0.1 < maes[1]
 
 

@@ -78,7 +78,8 @@ def result_dict(model: str, seed: int, label: np.ndarray, score: np.ndarray | No
         metrics={"valid": {"all": test["all"]}, "test": test}, predictions=predictions,
         timings={"fit": 1.5, "predict_valid": 0.1, "predict_test": 0.1, "probes": None, "total": 2.0},
         parameters=12345, probes=probes, created=created,
-        environment={"python": "3.11", "mer_bench": "0.1.0", "git_commit": "0123456789abcdef0123",
+        environment={"python": "3.11", "torch": "2.3.0", "numpy": "1.26.4", "mer_bench": "0.1.0",
+                     "git_commit": "0123456789abcdef0123",
                      "device": "cpu", "device_name": "cpu (2 cores)", "plugin": {"name": "fixtures"}})
     return result.to_json_dict()
 

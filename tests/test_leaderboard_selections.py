@@ -77,7 +77,8 @@ def built(tmp_path_factory):
     write_results(top / "results")
     selection = write_selection(top / "results")
     out = top / "site"
-    report = build_site([top / "results"], out)      # finds results-selections beside the results by itself
+    # finds results-selections beside the results by itself; every candidate shown (--all-candidates)
+    report = build_site([top / "results"], out, tuned_only=False)
     return top, selection, out, report
 
 
@@ -97,7 +98,7 @@ def test_validation_best_row_is_marked_tuned_and_linked(built):
     assert len(report.tuned) == 1 and report.skipped_selections == []
     board = (out / "synthetic" / "index.html").read_text()
     tuned_rows = re.findall(r'<tr class="tuned">.*?</tr>', board, re.S)
-    assert len(tuned_rows) == 2                                          # one per track table
+    assert len(tuned_rows) == 4                       # one per track table, one per output in the main table
     for row in tuned_rows:
         assert "width=16" in row and 'href="selections/tunable.html"' in row and "tuned on validation" in row
     assert all("width=64" not in row for row in tuned_rows) and "width=64" in board   # a shown, unmarked row
@@ -137,13 +138,13 @@ def test_results_json_holds_the_evidence_without_candidate_test_metrics(built):
     assert [c["overrides"] for c in evidence["candidates"]] == [{"width": 16}, {"width": 64}]
     assert evidence["candidates"][1]["valid"]["mean"] == round(metric_mean(64, "valid"), 6)
     assert all("test" not in candidate for candidate in evidence["candidates"])
-    assert [row["tuned"] for row in board["tables"][0]["rows"]].count(True) == 1
+    assert [row["tuned"] for row in board["tables"][1]["rows"]].count(True) == 1
     assert read_result(selection.parent / json.loads(selection.read_text())["selected"]["result_files"][0])
 
 
 def test_tuned_only_leaves_out_the_unchosen_candidates(built, tmp_path):
     top, _, out, _ = built
-    report = build_site([top / "results"], tmp_path / "site", tuned_only=True)
+    report = build_site([top / "results"], tmp_path / "site")            # the default: each tuned model once
     assert report.hidden == 1
     board = (tmp_path / "site" / "synthetic" / "index.html").read_text()
     assert "width=64" not in board and "width=16" in board and ">plain</a>" in board
@@ -158,7 +159,7 @@ def test_build_is_deterministic_wherever_the_files_live(built, tmp_path):
     top, _, out, _ = built
     shutil.copytree(top / "results", tmp_path / "copy" / "results")
     shutil.copytree(top / "results-selections", tmp_path / "copy" / "results-selections")
-    report = build_site([tmp_path / "copy"], tmp_path / "site")
+    report = build_site([tmp_path / "copy"], tmp_path / "site", tuned_only=False)
     assert report.skipped == [] and len(report.tuned) == 1            # the selection file is not a bad result
     assert tree(tmp_path / "site") == tree(out)
 

@@ -60,8 +60,11 @@ def test_markup_in_a_setting_is_escaped_text(built):
 def test_synthetic_boards_say_so_and_links_are_relative(built):
     _, out, _ = built
     board = (out / "synthetic" / "index.html").read_text()
-    assert re.search(r"<title>[^<]*synthetic data[^<]*</title>", board)
-    assert re.search(r"<h1>[^<]*synthetic data", board)
+    # the title says synthetic once (not "Synthetic (synthetic data)"); the badge and the warning say it again
+    assert re.search(r"<title>synthetic · mer-bench leaderboards</title>", board, re.I)
+    assert re.search(r'<h1>synthetic <span class="subtitle">[^<]*</span> <span class="badge synthetic">', board, re.I)
+    assert "synthetic data)" not in board
+    assert "These results are on <strong>synthetic data</strong>" in board
     for path in out.rglob("*.html"):
         html = path.read_text()
         for link in re.findall(r'(?:href|src)="([^"]*)"', html):
@@ -73,8 +76,8 @@ def test_synthetic_boards_say_so_and_links_are_relative(built):
 def test_tables_show_subsets_gap_probes_and_conventions(built):
     _, out, _ = built
     board = (out / "synthetic" / "index.html").read_text()
-    for header in ("Consistent Acc-2 (Has0)", "Inconsistent Acc-2 (Has0)", "Text-conflict Acc-2 (Has0)",
-                   "Gap Acc-2 (Has0)", "Text reliance", "Follows text", "Robustness AUC"):
+    for header in ("Consistent ↑", "Inconsistent ↑", "Text-conflict ↑", "Gap<br>", "Text reliance", "Follows text",
+                   "Robustness AUC", "Test subsets", "Probes (not ranked)"):
         assert header in board
     assert "SIMS-style: both clipped to [-1, 1]" in board          # the convention from metrics.describe
     assert "sample std (ddof=1)" in board and "95% CI [" in board
@@ -92,9 +95,9 @@ def test_downloads_hold_means_std_n_and_intervals(built):
     assert rows[1]["probe:text_reliance_share_mean"] == "0.4" and rows[0]["probe:text_reliance_share_mean"] == ""
     data = json.loads((out / "results.json").read_text())
     (board,) = data["boards"]
-    assert board["synthetic"] is True and [table["track"] for table in board["tables"]] == ["regression",
-                                                                                           "classification"]
-    cell = board["tables"][0]["rows"][0]["cells"]["mae"]
+    assert board["synthetic"] is True and [table["track"] for table in board["tables"]] == [
+        "comparison", "regression", "classification"]
+    cell = board["tables"][1]["rows"][0]["cells"]["mae"]
     assert set(cell) == {"mean", "std", "n", "ci_low", "ci_high", "mark", "test", "p_value"}
     assert json.loads((out / "synthetic" / "results.json").read_text())["boards"] == data["boards"]
 
@@ -177,16 +180,18 @@ def test_refuses_a_folder_it_did_not_build(built, tmp_path):
 
 
 def test_published_board_is_reproducible(tmp_path):
-    """leaderboards/site must be exactly what `mer-bench leaderboard build leaderboards/results` produces."""
+    """leaderboards/site must be exactly what the README's rebuild command produces, with no extra flags:
+    `mer-bench leaderboard build leaderboards/results --out leaderboards/site`."""
     results, site = REPOSITORY / "leaderboards" / "results", REPOSITORY / "leaderboards" / "site"
     if not results.exists():
         pytest.skip("leaderboards/results does not exist yet: no published board to check")
     assert site.exists(), "leaderboards/site is missing: run mer-bench leaderboard build leaderboards/results " \
                           "--out leaderboards/site"
-    # a site published with --tuned-only says so in its results.json (rows of unchosen configurations left out)
-    tuned_only = any(board.get("hidden_candidates") for board in json.loads((site / "results.json").read_text())
-                     ["boards"])
-    build_site([results], tmp_path / "site", tuned_only=tuned_only)
+    assert "mer-bench leaderboard build leaderboards/results --out leaderboards/site\n" in \
+        (REPOSITORY / "leaderboards" / "README.md").read_text()
+    with pytest.raises(SystemExit) as exited:
+        main(["leaderboard", "build", str(results), "--out", str(tmp_path / "site")])
+    assert exited.value.code == 0
     rebuilt, published = tree(tmp_path / "site"), tree(site)
     assert sorted(rebuilt) == sorted(published), "the published site has missing or extra files; rebuild it"
     changed = [name for name in rebuilt if rebuilt[name] != published[name]]

@@ -2,7 +2,10 @@
 
 A board is a dataset *file*: results whose dataset checksums differ are never averaged together, even when the
 dataset name is the same; each checksum gets its own board, labelled with its checksum. A group is one row of a
-table: the runs of one (model, overrides, text mode, epoch budget) over seeds.
+table: the runs of one *effective* configuration (model, resolved config, text mode, epoch budget) over seeds, so a
+run with default settings and a run whose explicit settings equal the defaults are one row, not two. Within a group
+each seed counts once; other runs of the same configuration and seed (another spelling of the same settings) are
+kept as `alternates`, so a selection that names them still finds its row.
 """
 
 from __future__ import annotations
@@ -90,6 +93,12 @@ class Group:
     slug: str
     runs: list[RunResult]     # sorted by seed, one per seed
     tuned: list[Tuned] = field(default_factory=list)   # selections that chose this group on validation, if any
+    alternates: list[RunResult] = field(default_factory=list)   # same configuration and seed as a run above
+
+    @property
+    def run_ids(self) -> set[str]:
+        """Every run id of the row's configuration, alternates included (how selections find their row)."""
+        return {run.run_id for run in (*self.runs, *self.alternates)}
 
     @property
     def seeds(self) -> list[int]:
@@ -116,8 +125,9 @@ class Board:
 
     @property
     def title(self) -> str:
+        """The dataset's title; a synthetic dataset whose title does not already say so gets "(synthetic data)"."""
         title = str(self.record.get("title") or self.dataset)
-        return f"{title} (synthetic data)" if self.synthetic else title
+        return f"{title} (synthetic data)" if self.synthetic and "synthetic" not in title.lower() else title
 
     @property
     def synthetic(self) -> bool:
@@ -173,12 +183,42 @@ def make_boards(results: Iterable[RunResult]) -> list[Board]:
     return boards
 
 
-def make_groups(runs: Iterable[RunResult]) -> list[Group]:
-    by_key: dict[GroupKey, list[RunResult]] = {}
+def config_key(result: RunResult) -> tuple[str, str, str, int | None]:
+    """What a run actually ran: model, resolved configuration (canonical JSON), text mode and epoch budget. A result
+    that recorded no configuration falls back to its overrides."""
+    spec = result.spec.to_dict()
+    config = result.model.get("config")
+    settled = json.dumps(config if isinstance(config, dict) else {"overrides": spec["overrides"]}, sort_keys=True)
+    return spec["model"], settled, spec["text_mode"], spec["epochs"]
+
+
+def display_key(runs: list[RunResult]) -> GroupKey:
+    """The settings a row is shown with: the plainest spelling among its runs (fewest overrides, then the canonical
+    text), so a row that holds a default-settings run reads "defaults"."""
+    keys = {GroupKey.of(run) for run in runs}
+    return min(keys, key=lambda key: (len(json.loads(key.overrides)), key.sort_key()))
+
+
+def one_per_seed(runs: list[RunResult]) -> tuple[list[RunResult], list[RunResult]]:
+    """(the newest run of each seed, sorted by seed; the other runs of those seeds)."""
+    by_seed: dict[int, list[RunResult]] = {}
     for run in runs:
-        by_key.setdefault(GroupKey.of(run), []).append(run)
+        by_seed.setdefault(run.spec.seed, []).append(run)
+    kept = [newest_run(by_seed[seed]) for seed in sorted(by_seed)]
+    chosen = {id(run) for run in kept}
+    return kept, sorted((run for run in runs if id(run) not in chosen), key=lambda run: (run.spec.seed, run.run_id))
+
+
+def make_groups(runs: Iterable[RunResult]) -> list[Group]:
+    by_config: dict[tuple, list[RunResult]] = {}
+    for run in runs:
+        by_config.setdefault(config_key(run), []).append(run)
     groups = []
-    for key in sorted(by_key, key=GroupKey.sort_key):
+    shown = [display_key(members) for members in by_config.values()]
+    for (config, members), key in zip(by_config.items(), shown):
         slug = safe_slug(key.model) if key.is_default else f"{safe_slug(key.model)}-{short_hash(repr(key))}"
-        groups.append(Group(key, slug, sorted(by_key[key], key=lambda run: run.spec.seed)))
-    return groups
+        if shown.count(key) > 1:     # one spelling, two configurations (plugin versions whose defaults differ)
+            slug = f"{safe_slug(key.model)}-{short_hash(repr(config))}"
+        kept, alternates = one_per_seed(members)
+        groups.append(Group(key, slug, kept, alternates=alternates))
+    return sorted(groups, key=lambda group: (group.key.sort_key(), group.slug))

@@ -12,6 +12,7 @@ from mer_bench.metrics import MAIN_METRIC, METRIC_KEYS, METRICS, describe
 from mer_bench.results import RunResult
 
 from mer_bench.leaderboard.reported import ReportedRow
+from mer_bench.leaderboard.shared import shared_keys, shared_value
 
 STYLE_NAMES = {"mosi": "MOSI-style", "sims": "SIMS-style"}
 SUBSET_LABELS = {"consistent": "Consistent", "inconsistent": "Inconsistent", "text-conflict": "Text-conflict"}
@@ -44,7 +45,7 @@ PROBES = (
 @dataclass(frozen=True)
 class Column:
     id: str                          # unique within a table; also the CSV column prefix
-    kind: str                        # "metric", "gap" or "probe"
+    kind: str                        # "metric", "shared" (main table, either track), "gap" or "probe"
     label: str                       # header text
     description: str                 # definition and convention, shown on hover and under the table
     tag: str = ""                    # short convention tag under the header (e.g. "SIMS-style")
@@ -65,17 +66,46 @@ def track_columns(track: str, style: str, subsets: list[str], with_probes: bool)
     main = METRICS[MAIN_METRIC]
     for subset in subsets:
         meaning = SUBSET_MEANINGS.get(subset, f"test subset '{subset}'")
-        columns.append(Column(f"{subset}:{MAIN_METRIC}", "metric", f"{SUBSET_LABELS.get(subset, subset)} {main.label}",
-                              f"{main.label} on {meaning}; {describe(MAIN_METRIC, track, style)}", tag, MAIN_METRIC,
-                              subset, main.higher_is_better))
+        columns.append(Column(f"{subset}:{MAIN_METRIC}", "metric", SUBSET_LABELS.get(subset, subset),
+                              f"{main.label} on {meaning}; {describe(MAIN_METRIC, track, style)}", main.label,
+                              MAIN_METRIC, subset, main.higher_is_better))
     if "consistent" in subsets and "inconsistent" in subsets:
-        columns.append(Column("gap", "gap", f"Gap {main.label}",
-                              f"consistent minus inconsistent {main.label}, per seed, then averaged: how much worse "
-                              "the model does when the modalities disagree (not ranked)", tag))
+        columns.append(gap_column())
     if with_probes:
         columns += [Column(f"probe:{key}", "probe", label, f"{text} (probe, per run; not ranked)", "probe")
                     for key, label, text in PROBES]
     return columns
+
+
+def gap_column() -> Column:
+    main = METRICS[MAIN_METRIC]
+    return Column("gap", "gap", "Gap", f"consistent minus inconsistent {main.label}, per seed, then averaged: how "
+                  "much worse the model does when the modalities disagree (not ranked)", "cons. − incons.")
+
+
+def comparison_columns(style: str, subsets: list[str]) -> list[Column]:
+    """Columns of the main table: the metrics both tracks define the same way (see `shared`), the main metric on
+    each test subset, and the consistent - inconsistent gap."""
+    tag = STYLE_NAMES.get(style, style)
+    columns = [Column(key, "shared", METRICS[key].label, _shared_description(key, style), tag, key, "all",
+                      METRICS[key].higher_is_better) for key in shared_keys(style)]
+    main = METRICS[MAIN_METRIC]
+    for subset in subsets:
+        meaning = SUBSET_MEANINGS.get(subset, f"test subset '{subset}'")
+        columns.append(Column(f"{subset}:{MAIN_METRIC}", "shared", SUBSET_LABELS.get(subset, subset),
+                              f"{main.label} on {meaning}; {_shared_description(MAIN_METRIC, style)}",
+                              f"{main.label}", MAIN_METRIC, subset, main.higher_is_better))
+    if "consistent" in subsets and "inconsistent" in subsets:
+        columns.append(gap_column())
+    return columns
+
+
+def _shared_description(key: str, style: str) -> str:
+    classification = describe(key, "classification", style)
+    if key == "acc3":
+        classification = (f"{METRICS[key].description}; argmax of the three probabilities against the label's "
+                          "SIMS bins (-0.1, 0.1]")
+    return f"regression rows: {describe(key, 'regression', style)}. Classification rows: {classification}"
 
 
 def metric_value(run: RunResult, track: str, metric: str, subset: str = "all") -> float | None:
@@ -97,6 +127,8 @@ def column_value(run: RunResult, track: str, column: Column) -> float | None:
     """The value one run contributes to a cell (None when it is undefined or missing)."""
     if column.kind == "metric":
         return metric_value(run, track, column.metric, column.subset)
+    if column.kind == "shared":
+        return shared_value(run, track, column.metric, column.subset)
     if column.kind == "gap":
         consistent = metric_value(run, track, MAIN_METRIC, "consistent")
         inconsistent = metric_value(run, track, MAIN_METRIC, "inconsistent")

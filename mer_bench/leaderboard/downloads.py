@@ -40,10 +40,10 @@ def table_record(table: Table) -> dict[str, Any]:
         "track": table.track,
         "columns": [{"id": column.id, "label": column.label, "description": column.description,
                      "higher_is_better": column.higher_is_better} for column in table.columns],
-        "rows": [{"model": row.group.key.model, "settings": row.group.key.settings_text(),
+        "rows": [{"model": row.group.key.model, "track": row.track, "settings": row.group.key.settings_text(),
                   "overrides": json.loads(row.group.key.overrides), "text_mode": row.group.key.text_mode,
                   "epochs": row.group.key.epochs, "seeds": row.seeds, "page": row.group.page,
-                  "run_ids": [run.run_id for run in row.group.runs_with(table.track)],
+                  "run_ids": [run.run_id for run in row.group.runs_with(row.track)],
                   "tuned": bool(row.group.tuned), "selections": [item.page for item in row.group.tuned],
                   "cells": {column.id: cell_record(row.cells[column.id]) for column in table.columns}}
                  for row in table.rows],
@@ -108,12 +108,12 @@ def table_csv(table: Table) -> str:
     `tuned` is "yes" on a row a selection chose on validation; `selection` names its evidence page(s)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["kind", "model", "settings", "text_mode", "epochs", "seeds", "source", "tuned", "selection"]
+    header = ["kind", "model", "track", "settings", "text_mode", "epochs", "seeds", "source", "tuned", "selection"]
     header += [f"{column.id}_{field}" for column in table.columns for field in CELL_FIELDS]
     writer.writerow(header)
     for row in table.rows:
         key = row.group.key
-        line = ["reproduced", *map(spreadsheet_text, (key.model, key.settings_text(), key.text_mode)),
+        line = ["reproduced", *map(spreadsheet_text, (key.model, row.track, key.settings_text(), key.text_mode)),
                 _blank(key.epochs), " ".join(map(str, row.seeds)), "", "yes" if row.group.tuned else "",
                 spreadsheet_text(" ".join(item.page for item in row.group.tuned))]
         for column in table.columns:
@@ -121,7 +121,7 @@ def table_csv(table: Table) -> str:
             line += [_blank(record[field]) for field in CELL_FIELDS]
         writer.writerow(line)
     for reported in table.reported:
-        line = ["reported", *map(spreadsheet_text, (reported.model, reported.setting)), "", "", "",
+        line = ["reported", *map(spreadsheet_text, (reported.model, table.track, reported.setting)), "", "", "",
                 spreadsheet_text(reported.source.id), "", ""]
         for column in table.columns:
             value = reported_value(reported, column)

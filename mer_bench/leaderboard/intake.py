@@ -265,6 +265,7 @@ class Inputs:
     """What a build read: results and selections, and the files of each kind it skipped."""
 
     results: list[RunResult] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)       # the file of each result, in the same order
     result_problems: list[UserError] = field(default_factory=list)
     selections: list[SelectionFile] = field(default_factory=list)
     selection_problems: list[UserError] = field(default_factory=list)
@@ -296,6 +297,7 @@ def _read_one(inputs: Inputs, listed: Listed, kind: type[UserError]) -> None:
             inputs.add_selection(data, listed.path)
         else:
             inputs.results.append(checked_result(data, str(listed.path)))
+            inputs.sources.append(str(listed.path))
     except UserError as error:
         problems.append(error)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as error:

@@ -111,7 +111,8 @@ def gate_rows(board: Board, group: Group) -> list[dict[str, Any]]:
             continue
         summaries = [summarize([float(gates[modality]) for gates in per_run]) for modality in range(len(MODALITIES))]
         rows.append({"subset": subset_label(subset), "runs": len(per_run),
-                     "cells": [mean_std_text(summary.mean, summary.std, 3) for summary in summaries]})
+                     "cells": [mean_std_text(summary.mean, summary.std, 3) for summary in summaries],
+                     "means": [summary.mean for summary in summaries]})
     return rows
 
 

@@ -20,6 +20,7 @@ from mer_bench.stats import SwappedDifference, TestOutcome, paired_permutation_t
 
 from mer_bench.leaderboard.boards import TRACK_OUTPUTS, Group
 from mer_bench.leaderboard.columns import Column, column_value
+from mer_bench.leaderboard.shared import sims_truth3
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,13 @@ def metric_kind(key: str) -> str:
     return "f1" if "f1" in key else "accuracy"
 
 
-def sample_form(track: str, style: str, key: str, output: np.ndarray, label: np.ndarray) -> SampleForm:
-    """Per-sample classes or values of metric `key`, following the conventions of `mer_bench.metrics`."""
+def sample_form(track: str, style: str, key: str, output: np.ndarray, label: np.ndarray,
+                shared: bool = False) -> SampleForm:
+    """Per-sample classes or values of metric `key`, following the conventions of `mer_bench.metrics`; `shared`:
+    as the main table defines it for both tracks (see `leaderboard.shared`), so two tracks' forms share one truth."""
+    if shared and track == "classification" and key == "acc3":
+        probs = np.asarray(output, np.float64)
+        return SampleForm("accuracy", np.ones(len(label), dtype=bool), sims_truth3(label), probs.argmax(axis=1))
     if track == "classification":
         true, pred, mask = _classification_classes(style, key, np.asarray(output, np.float64), label)
     elif style == "mosi":
@@ -137,18 +143,21 @@ def swapped_difference(first: SampleForm, second: SampleForm) -> SwappedDifferen
     return difference
 
 
-def _aligned(first: RunResult, second: RunResult, track: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(label, first's output, second's output) when both kept predictions of the same samples in the same order."""
-    output = TRACK_OUTPUTS[track]
+def _aligned(first: RunResult, second: RunResult, tracks: tuple[str, str]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(label, first's output, second's output) when both kept predictions of the same samples in the same order;
+    each side's output is its own track's (a score or probabilities)."""
+    output_first, output_second = TRACK_OUTPUTS[tracks[0]], TRACK_OUTPUTS[tracks[1]]
     a, b = first.predictions, second.predictions
-    if output not in a or output not in b or a["ids"] != b["ids"] or a["label"] != b["label"]:
+    if output_first not in a or output_second not in b or a["ids"] != b["ids"] or a["label"] != b["label"]:
         return None
-    return np.asarray(a["label"], np.float64), np.asarray(a[output], np.float64), np.asarray(b[output], np.float64)
+    return (np.asarray(a["label"], np.float64), np.asarray(a[output_first], np.float64),
+            np.asarray(b[output_second], np.float64))
 
 
-def _seed_difference(first: RunResult, second: RunResult, track: str, style: str,
+def _seed_difference(first: RunResult, second: RunResult, tracks: tuple[str, str], style: str,
                      column: Column) -> tuple[int, SwappedDifference] | None:
-    aligned = _aligned(first, second, track)
+    aligned = _aligned(first, second, tracks)
     if aligned is None:
         return None
     label, output_first, output_second = aligned
@@ -157,22 +166,27 @@ def _seed_difference(first: RunResult, second: RunResult, track: str, style: str
         if index is None:
             return None
         label, output_first, output_second = label[index], output_first[index], output_second[index]
-    form_first = sample_form(track, style, column.metric, output_first, label)
-    form_second = sample_form(track, style, column.metric, output_second, label)
+    shared = column.kind == "shared"
+    form_first = sample_form(tracks[0], style, column.metric, output_first, label, shared)
+    form_second = sample_form(tracks[1], style, column.metric, output_second, label, shared)
     return len(label), swapped_difference(form_first, form_second)
 
 
-def compare(first: Group, second: Group, track: str, style: str, column: Column) -> TestOutcome | None:
-    """Test first vs second on matched seeds: a permutation test on per-sample predictions when every matched seed
-    of both kept them, otherwise a paired t-test over the seeds' metric values; None when neither is possible."""
-    second_by_seed = {run.spec.seed: run for run in second.runs_with(track)}
+def compare(first: Group, second: Group, track: str, style: str, column: Column,
+            second_track: str | None = None) -> TestOutcome | None:
+    """Test first (on `track`) vs second (on `second_track`, by default the same) on matched seeds: a permutation
+    test on per-sample predictions when every matched seed of both kept them, otherwise a paired t-test over the
+    seeds' metric values; None when neither is possible. Two tracks are compared only on the main table's shared
+    metrics, whose per-sample forms have the same truth on both (see `leaderboard.shared`)."""
+    tracks = (track, second_track or track)
+    second_by_seed = {run.spec.seed: run for run in second.runs_with(tracks[1])}
     pairs = [(run, second_by_seed[run.spec.seed]) for run in first.runs_with(track) if run.spec.seed in second_by_seed]
     if not pairs:
         return None
-    seeds = [_seed_difference(a, b, track, style, column) for a, b in pairs]
+    seeds = [_seed_difference(a, b, tracks, style, column) for a, b in pairs]
     if all(seed is not None for seed in seeds):
         outcome = paired_permutation_test(seeds)
         if outcome is not None:
             return outcome
-    return paired_t_test([column_value(a, track, column) for a, _ in pairs],
-                         [column_value(b, track, column) for _, b in pairs])
+    return paired_t_test([column_value(a, tracks[0], column) for a, _ in pairs],
+                         [column_value(b, tracks[1], column) for _, b in pairs])

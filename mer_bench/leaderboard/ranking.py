@@ -14,9 +14,10 @@ from mer_bench.metrics import MAIN_METRIC
 from mer_bench.stats import Summary, TestOutcome, summarize
 
 from mer_bench.leaderboard.boards import TRACK_OUTPUTS, Board, Group
-from mer_bench.leaderboard.columns import Column, column_value, has_probes, track_columns
+from mer_bench.leaderboard.columns import Column, column_value, comparison_columns, has_probes, track_columns
 from mer_bench.leaderboard.paired import compare
 from mer_bench.leaderboard.reported import ReportedRow
+from mer_bench.leaderboard.shared import COMPARISON
 
 ALPHA = 0.05              # significance level of the tie tests; a tie means "p >= ALPHA against the best"
 _SAME = 1e-12             # means closer than this are equal (both best)
@@ -36,6 +37,12 @@ class Row:
     cells: dict[str, Cell]               # by column id
     seeds: list[int]                     # seeds with this track's results
     verified: bool = True                # every run kept the track's per-sample predictions (checked on reading)
+    track: str = ""                      # the track whose output the row's cells come from
+
+    @property
+    def output(self) -> str:
+        """What the row's numbers are computed from, for a reader: the score or the probabilities."""
+        return {"regression": "score", "classification": "probabilities"}.get(self.track, self.track)
 
 
 @dataclass
@@ -51,14 +58,16 @@ class Table:
         return next(column for column in self.columns if column.id == MAIN_METRIC)
 
 
-def build_table(board: Board, track: str, reported: list[ReportedRow]) -> Table:
-    groups = [(group, runs) for group in board.groups if (runs := group.runs_with(track))]
-    columns = track_columns(track, board.style, board.subsets,
-                            has_probes([run for _, runs in groups for run in runs], track))
-    rows = [Row(group, {column.id: Cell(summarize([column_value(run, track, column) for run in runs]))
-                        for column in columns}, [run.spec.seed for run in runs],
-                all(TRACK_OUTPUTS[track] in run.predictions for run in runs)) for group, runs in groups]
-    table = Table(board, track, columns, rows, reported)
+def make_row(group: Group, track: str, columns: list[Column]) -> Row:
+    runs = group.runs_with(track)
+    cells = {column.id: Cell(summarize([column_value(run, track, column) for run in runs])) for column in columns}
+    return Row(group, cells, [run.spec.seed for run in runs],
+               all(TRACK_OUTPUTS[track] in run.predictions for run in runs), track)
+
+
+def ranked_table(board: Board, track: str, columns: list[Column], rows: list[Row],
+                 reported: list[ReportedRow] = ()) -> Table:
+    table = Table(board, track, columns, rows, list(reported))
     table.rows.sort(key=lambda row: _rank_key(row, table.main_column))
     for column in columns:
         if column.ranked:
@@ -66,11 +75,29 @@ def build_table(board: Board, track: str, reported: list[ReportedRow]) -> Table:
     return table
 
 
+def build_table(board: Board, track: str, reported: list[ReportedRow]) -> Table:
+    groups = [(group, runs) for group in board.groups if (runs := group.runs_with(track))]
+    columns = track_columns(track, board.style, board.subsets,
+                            has_probes([run for _, runs in groups for run in runs], track))
+    return ranked_table(board, track, columns, [make_row(group, track, columns) for group, _ in groups], reported)
+
+
+def build_comparison(board: Board) -> Table:
+    """The main table: every group on every track it has (a model with both outputs gets a row per output),
+    ranked together on the metrics both tracks define the same way (`leaderboard.shared`)."""
+    columns = comparison_columns(board.style, board.subsets)
+    rows = [make_row(group, track, columns) for track in board.tracks() for group in board.groups
+            if group.runs_with(track)]
+    return ranked_table(board, COMPARISON, columns, rows)
+
+
 def _rank_key(row: Row, column: Column) -> tuple:
-    """Best main metric first; rows without a value last; the group key breaks ties, so the order is stable."""
+    """Best main metric first; rows without a value last; the group key (then the track) breaks ties, so the order
+    is stable."""
     mean = row.cells[column.id].summary.mean
     signed = None if mean is None else (-mean if column.higher_is_better else mean)
-    return (signed is None, signed if signed is not None else 0.0, row.group.key.sort_key())
+    return (signed is None, signed if signed is not None else 0.0, row.group.key.sort_key(), row.group.slug,
+            row.track)
 
 
 def best_rows(rows: list[Row], column: Column) -> list[Row]:
@@ -98,11 +125,11 @@ def mark_column(table: Table, column: Column) -> None:
         cell = row.cells[column.id]
         if cell.mark or cell.unverified or cell.summary.mean is None:
             continue
-        cell.test = compare(reference.group, row.group, table.track, table.board.style, column)
+        cell.test = compare(reference.group, row.group, reference.track, table.board.style, column, row.track)
         if cell.test is not None and cell.test.p_value >= ALPHA:
             cell.mark = "tied"
 
 
 def build_tables(board: Board, reported: dict[str, list[ReportedRow]]) -> list[Table]:
-    """One table per track the board's results have, in the standard track order."""
-    return [build_table(board, track, reported.get(track, [])) for track in board.tracks()]
+    """The main table across tracks, then one table per track the board's results have, in the standard order."""
+    return [build_comparison(board), *(build_table(board, track, reported.get(track, [])) for track in board.tracks())]

@@ -13,10 +13,14 @@ from typing import Any
 import jinja2
 
 from mer_bench.leaderboard.boards import TRACK_ORDER, Board
+from mer_bench.leaderboard.checksums import checksum_note
+from mer_bench.leaderboard.columns import STYLE_NAMES
 from mer_bench.leaderboard.evidence import evidence_page
+from mer_bench.leaderboard.figures import gates_figure, reliance_figure, robustness_figure
 from mer_bench.leaderboard.modelpage import model_page
 from mer_bench.leaderboard.ranking import ALPHA, Table
 from mer_bench.leaderboard.selections import Tuned
+from mer_bench.leaderboard.shared import CLASS_SENTENCES
 from mer_bench.leaderboard.views import METHOD_TEXT, TRACK_TITLES, table_view
 
 STATIC_FILES = ("board.css", "sort.js")
@@ -43,7 +47,7 @@ def static_files() -> dict[str, str]:
 def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> str:
     rows = []
     for board, tables in boards:
-        counts = {table.track: len(table.rows) for table in tables}
+        counts = {table.track: len(table.rows) for table in tables[1:]}     # the first is the main table
         rows.append({"board": board, "counts": [(track, counts.get(track)) for track in TRACK_ORDER],
                      "runs": len(board.runs), "last_update": board.last_update})
     last_update = max((row["last_update"] for row in rows), default="none")
@@ -52,8 +56,13 @@ def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> st
 
 
 def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:
-    """`siblings`: boards of the same dataset name built from other data files, linked and never merged."""
-    return render("board.html", root="../", board=board, tables=[table_view(table) for table in tables],
+    """`siblings`: boards of the same dataset name built from other data files, linked and never merged. The first
+    table is the main one across tracks (`ranking.build_comparison`); its rows feed the figures."""
+    main, *track_tables = tables
+    return render("board.html", root="../", board=board, main=table_view(main),
+                  tables=[table_view(table) for table in track_tables], checksum=checksum_note(board),
+                  classes=CLASS_SENTENCES.get(board.style, ""), style_name=STYLE_NAMES.get(board.style, board.style),
+                  robustness=robustness_figure(main.rows, board.slug), reliance=reliance_figure(main.rows, board.slug),
                   tuned=any(group.tuned for group in board.groups),
                   method=METHOD_TEXT, siblings=siblings, alpha=ALPHA, test_name="paired permutation test on "
                   "per-sample predictions, or a paired t-test over seeds where predictions are missing")
@@ -61,8 +70,12 @@ def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:
 
 def model_pages(board: Board) -> dict[str, str]:
     """{page relative to the board's folder: html} for every group of a board."""
-    return {group.page: render("model.html", root="../../", board=board, page=model_page(board, group))
-            for group in board.groups}
+    pages = {}
+    for group in board.groups:
+        page = model_page(board, group)
+        pages[group.page] = render("model.html", root="../../", board=board, page=page,
+                                   gates_figure=gates_figure(page["gates"], group.slug))
+    return pages
 
 
 def selection_page(item: Tuned) -> str:

@@ -5,8 +5,8 @@ model's configuration was chosen on one dataset: the criterion (a validation met
 candidate configuration with its validation mean, and the chosen one with its run ids. Each file is read and
 checked, then matched to a row:
 
-- the board's dataset name is the selection's, and the group's key (model, overrides, text mode, epoch budget) is the
-  chosen configuration's, with every selected run id among the group's runs;
+- the board's dataset name and the model are the selection's, and every selected run id is among the group's runs
+  (a row is one effective configuration, so runs are matched by id, not by how their settings were spelled);
 - the validation mean recomputed from those runs equals the one the file records, so the evidence describes the runs
   on the board (a selection made before its runs were redone, or on other data, is stale: reported, not shown);
 - when the runs are on boards of several data files (checksums), the checksum of the result files the selection
@@ -197,7 +197,7 @@ def sibling_folders(result_paths: Iterable[Path]) -> list[Path]:
 
 
 def _recomputed_valid_mean(selection: SelectionFile, group: Group) -> float | None:
-    criterion, by_id = selection.criterion, {run.run_id: run for run in group.runs}
+    criterion, by_id = selection.criterion, {run.run_id: run for run in (*group.runs, *group.alternates)}
     values = [by_id[run_id].metrics["valid"].get(criterion["subset"], {}).get(criterion["track"], {})
               .get(criterion["metric"]) for run_id in selection.selected["run_ids"]]
     return mean_std(values)[0]
@@ -228,7 +228,7 @@ def locate(selection: SelectionFile, boards: list[Board]) -> tuple[Board, Group]
     """The board and group the selection chose; a `SelectionError` says why there is none."""
     key, wanted = selection.chosen_key, selection.selected["run_ids"]
     found = [(board, group) for board in boards if board.dataset == selection.dataset for group in board.groups
-             if group.key == key and set(wanted) <= {run.run_id for run in group.runs}]
+             if group.key.model == selection.model and set(wanted) <= group.run_ids]
     if not found:
         raise SelectionError(f"{selection.path}: the chosen configuration of {selection.model} on "
                              f"{selection.dataset} ({key.settings_text()}) is not among the results read (runs "
@@ -273,13 +273,14 @@ def attach_selections(boards: list[Board], selections: Iterable[SelectionFile]) 
 
 def hide_unchosen_candidates(tuned: list[Tuned]) -> int:
     """Remove from the boards the rows of configurations a selection considered but did not choose (a row that
-    another selection chose stays); returns how many rows were removed."""
+    another selection chose stays, and so does a row holding runs that were no candidate, such as default-settings
+    runs of the same configuration); returns how many rows were removed."""
     chosen = {id(item.group) for item in tuned}
     hidden = 0
     for item in tuned:
-        others = {item.selection.key_of(candidate["overrides"]) for candidate in item.selection.data["candidates"]}
-        others.discard(item.selection.chosen_key)
-        kept = [group for group in item.board.groups if group.key not in others or id(group) in chosen]
+        considered = {run_id for candidate in item.selection.data["candidates"] for run_id in candidate["run_ids"]}
+        kept = [group for group in item.board.groups
+                if id(group) in chosen or group.key.model != item.selection.model or not group.run_ids <= considered]
         item.board.hidden_candidates += len(item.board.groups) - len(kept)
         hidden += len(item.board.groups) - len(kept)
         item.board.groups = kept

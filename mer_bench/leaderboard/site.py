@@ -53,9 +53,10 @@ class BuildReport:
 
 
 def render_site(results: Iterable[RunResult], selections: Iterable[SelectionFile] = (),
-                tuned_only: bool = False) -> BuildReport:
-    """The site's files for the given results and selections (nothing is read or written here). `tuned_only` leaves
-    out the rows of configurations a selection considered but did not choose."""
+                tuned_only: bool = True) -> BuildReport:
+    """The site's files for the given results and selections (nothing is read or written here). `tuned_only` (the
+    default, so each tuned model appears once) leaves out the rows of configurations a selection considered but did
+    not choose; their validation numbers stay on the selection's evidence page."""
     report = BuildReport()
     unique, report.duplicates = deduplicate(results)
     boards = make_boards(unique)
@@ -89,7 +90,7 @@ def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> d
 
 
 def build_site(paths: Iterable[Path], out: Path, selections: Iterable[Path] | None = None, *,
-               tuned_only: bool = False, ignore_selections: bool = False) -> BuildReport:
+               tuned_only: bool = True, ignore_selections: bool = False) -> BuildReport:
     """Read every result file under `paths` and every selection file under `selections` (default: the
     `<results>-selections` folder beside each results folder), then write the site to `out`. Bad files of either
     kind are skipped and reported; `ignore_selections` reads no selection files at all."""

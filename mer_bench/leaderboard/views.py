@@ -15,8 +15,10 @@ from mer_bench.leaderboard.columns import Column, reported_value
 from mer_bench.leaderboard.ranking import ALPHA, Cell, Row, Table
 
 DIGITS = 4
-TRACK_TITLES = {"regression": "Regression track (continuous sentiment score)",
+TRACK_TITLES = {"comparison": "All models, both tracks",
+                "regression": "Regression track (continuous sentiment score)",
                 "classification": "Classification track (3 classes: negative, neutral, positive)"}
+GROUP_TITLES = {"all": "Whole test split", "subset": "Test subsets", "probe": "Probes (not ranked)"}
 MARK_SYMBOLS = {"best": "★", "tied": "≈"}
 TEST_NAMES = {"permutation": "paired permutation test on per-sample test predictions",
               "t-test": "paired t-test over seeds"}
@@ -85,13 +87,37 @@ def cell_title(cell: Cell, column: Column) -> str:
 
 
 def cell_view(cell: Cell, column: Column, seeds: int) -> dict[str, Any]:
-    return {"text": cell_text(cell, seeds), "title": cell_title(cell, column), "value": sort_value(cell.summary.mean),
+    """The cell's text in two parts: the mean (with n when some seeds lack it) and, on a second line, ± std."""
+    summary = cell.summary
+    mean = number(summary.mean) + ("" if summary.mean is None or summary.n == seeds else f" (n = {summary.n})")
+    return {"text": cell_text(cell, seeds), "mean": mean,
+            "std": "" if summary.mean is None or summary.std is None else f"± {number(summary.std)}",
+            "title": cell_title(cell, column), "value": sort_value(summary.mean), "kind": column.kind,
             "mark": cell.mark, "symbol": MARK_SYMBOLS.get(cell.mark, "")}
+
+
+def column_group(column: Column) -> str:
+    if column.kind == "probe":
+        return "probe"
+    return "all" if column.kind in ("metric", "shared") and column.subset == "all" else "subset"
+
+
+def column_groups(columns: list[Column]) -> list[dict[str, Any]]:
+    """Runs of neighbouring columns under one group header (whole split, subsets, probes)."""
+    groups: list[dict[str, Any]] = []
+    for column in columns:
+        name = column_group(column)
+        if groups and groups[-1]["name"] == name:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"name": name, "title": GROUP_TITLES[name], "span": 1})
+    return groups
 
 
 def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
     group = row.group
     return {"model": group.key.model, "settings": group.key.settings_text(), "page": group.page,
+            "track": row.track, "output": row.output,
             "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
             "tuned": [{"page": item.page, "summary": item.summary} for item in group.tuned],
             "cells": [cell_view(row.cells[column.id], column, len(row.seeds)) for column in columns]}
@@ -105,7 +131,8 @@ def reported_view(table: Table) -> list[dict[str, Any]]:
             value = reported_value(reported, column)
             title = (f"{column.label}: {value:.4f} as reported by {reported.source.label} (no spread published)"
                      if value is not None else "not reported")
-            cells.append({"text": number(value) if value is not None else "—", "title": title,
+            text = number(value) if value is not None else "—"
+            cells.append({"text": text, "mean": text, "std": "", "kind": column.kind, "title": title,
                           "value": sort_value(value)})
         rows.append({"model": reported.model, "setting": reported.setting, "source": reported.source.label,
                      "cells": cells})
@@ -120,5 +147,6 @@ def table_view(table: Table) -> dict[str, Any]:
     sources = {row.source.id: row.source for row in table.reported}
     return {"track": table.track, "title": TRACK_TITLES.get(table.track, table.track),
             "columns": table.columns, "rows": [row_view(row, table.columns) for row in table.rows],
+            "groups": column_groups(table.columns), "probes": any(c.kind == "probe" for c in table.columns),
             "reported": reported_view(table), "sources": [sources[key] for key in sorted(sources)],
             "csv": csv_name(table.board, table.track)}
