@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -48,8 +49,9 @@ def verdict_line(found: Reproduction) -> str:
         return (f"reproduced within float noise (max |diff| = {comparison.max_abs_diff:.3g}): {found.run_id} "
                 f"({len(comparison.differences)} of {comparison.compared} values differ in the last bits)")
     size = comparison.max_abs_diff
+    largest = "(a value is missing or changed kind)" if math.isinf(size) else f"{size:.4g}"
     return (f"DIFFERENT: {found.run_id}: {len(comparison.differences)} of {comparison.compared} values differ, "
-            f"max |diff| = {'(not a number: a value is missing or changed kind)' if size == float('inf') else f'{size:.4g}'}")
+            f"max |diff| = {largest}")
 
 
 def print_report(found: Reproduction) -> None:
