@@ -6,12 +6,16 @@ from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.mean import MeanPredictor
 from mer_bench_baselines.misa import MISA
+from mer_bench_baselines.mlf_dnn import MLFDNN
+from mer_bench_baselines.mlmf import MLMF
 from mer_bench_baselines.mult import MulT
+from mer_bench_baselines.mtfn import MTFN
 from mer_bench_baselines.self_mm import SelfMM
 from mer_bench_baselines.tfn import TFN
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
-MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM)
+MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
+          MLFDNN, MTFN, MLMF)
 
 
 @hookimpl
