@@ -216,3 +216,55 @@ def test_probe_columns_follow_the_track_the_probes_measured():
     assert cells["probed"]["probe:follows_text_rate"].summary.mean is None          # null is tolerated
     assert cells["plain"]["probe:text_reliance_share"].summary.n == 0               # no probes at all
     assert cells["probed"]["probe:text_reliance_share"].mark == ""                  # probes are not ranked
+
+
+# ---- the main table across tracks, effective configurations --------------------------------------------------------
+
+def test_default_and_explicit_default_settings_are_one_row():
+    """A run with explicit settings equal to the defaults is the same configuration: one row, named "defaults"."""
+    label, _ = synthetic_labels(40)
+    score = noisy_predictions(label, 0.2, 1)[0]
+    results = [run("m", 1, label, score), run("m", 2, label, score),
+               run("m", 1, label, score, overrides={"hidden": 32}, created="2024-06-01T00:00:00+00:00")]
+    (board,) = make_boards(results)
+    (group,) = board.groups
+    assert group.key.settings_text() == "defaults" and group.seeds == [1, 2] and group.slug == "m"
+    assert [alternate.spec.seed for alternate in group.alternates] == [1]
+    assert results[2].run_id in group.run_ids
+
+
+def test_main_table_ranks_both_tracks_together():
+    """A regressor and a classifier in one table, marked by one rule; a classifier's Acc-3 uses the SIMS bins."""
+    label, unimodal = synthetic_labels(200)
+    runs = []
+    for seed in (1, 2, 3):
+        score, probs = noisy_predictions(label, 0.2, seed)
+        runs.append(run("regressor", seed, label, score, unimodal=unimodal))
+        runs.append(run("classifier", seed, label, None, noisy_predictions(label, 1.5, seed)[1], unimodal=unimodal))
+    board, tables = tables_by_track(runs)
+    main = tables["comparison"]
+    assert [(row.group.key.model, row.track) for row in main.rows] == [("regressor", "regression"),
+                                                                      ("classifier", "classification")]
+    assert [column.id for column in main.columns][:3] == ["has0_acc2", "has0_f1", "acc3"]
+    assert {"consistent:has0_acc2", "inconsistent:has0_acc2", "text-conflict:has0_acc2"} <= {c.id for c in main.columns}
+    best, other = main.rows
+    assert best.cells["has0_acc2"].mark == "best"
+    assert other.cells["has0_acc2"].test is not None and other.cells["has0_acc2"].test.method == "permutation"
+    # on labels that are multiples of 0.2 the SIMS bins and the polarity give the same classes
+    stored = np.mean([r.metrics["test"]["all"]["classification"]["acc3"] for r in runs if r.spec.model == "classifier"])
+    assert other.cells["acc3"].summary.mean == pytest.approx(stored)
+
+
+def test_shared_acc3_of_a_classifier_bins_labels_like_the_regression_track():
+    from mer_bench.leaderboard.shared import shared_value
+    label = np.array([0.05, -0.05, 0.5, -0.5])          # not multiples of 0.2: polarity and bins disagree
+    probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    result = run("c", 1, label, None, probs)
+    assert result.metrics["test"]["all"]["classification"]["acc3"] == 0.5     # its own track: by polarity
+    assert shared_value(result, "classification", "acc3") == 1.0              # the main table: by SIMS bins
+
+
+def test_published_checksums_match_the_registered_datasets():
+    from mer_bench.data.builtin import STANDARD_DATASETS
+    from mer_bench.leaderboard.checksums import PUBLISHED_SHA256
+    assert PUBLISHED_SHA256 == {spec.name: spec.sha256 for spec in STANDARD_DATASETS if spec.sha256}

@@ -57,10 +57,11 @@ def column_values(driver, table_id: str, header_text: str) -> list[str]:
     """Text of one column's cells (reproduced rows), in the order the page shows them."""
     from selenium.webdriver.common.by import By
     table = driver.find_element(By.ID, table_id)
-    headers = [header.text.split("\n")[0] for header in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    headers = [header.text.split("\n")[0] for header in table.find_elements(By.CSS_SELECTOR, "thead tr:last-child th")]
     index = next(i for i, text in enumerate(headers) if text.startswith(header_text))
     rows = table.find_elements(By.CSS_SELECTOR, "tbody.reproduced tr")
-    return [row.find_elements(By.CSS_SELECTOR, "th, td")[index].text for row in rows]
+    # the first line of a cell: a model's name without its settings line, a mean without its spread line
+    return [row.find_elements(By.CSS_SELECTOR, "th, td")[index].text.split("\n")[0] for row in rows]
 
 
 def save_screenshot(driver, tmp_path_factory, name: str, element=None) -> Path:
@@ -97,7 +98,8 @@ def test_board_tables_sort_by_clicking_a_header(site, browser, tmp_path_factory)
     models = column_values(browser, "table-regression", "Model")
     assert set(models) == {*MODELS, "unsafe"}
     assert models[0] == "steady"                      # ranked by the main metric, best first
-    assert f"note={EVIL}" in column_values(browser, "table-regression", "Settings")   # shown as text, never run
+    settings = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "#table-regression .settings")]
+    assert f"note={EVIL}" in settings                 # shown as text, never run
     mae = browser.find_element(By.XPATH, "//table[@id='table-regression']//thead//th[starts-with(., 'MAE')]")
     mae.click()                                       # first click: best (lowest MAE) first
     first = [float(text.split(" ")[0]) for text in column_values(browser, "table-regression", "MAE")]
@@ -149,3 +151,58 @@ def test_tuned_badge_leads_to_the_selection_evidence(tuned_site, browser, tmp_pa
     browser.find_element(By.LINK_TEXT, "seed 1111").click()
     assert "/synthetic/models/tunable-" in browser.current_url and browser.current_url.endswith("#run-1111")
     assert severe_logs(browser) == []
+
+
+PUBLISHED = Path(__file__).resolve().parent.parent / "leaderboards" / "site"
+
+
+def inside_window(driver, element) -> bool:
+    """Whether the element is drawn and lies horizontally within the window (no scrolling needed to see it)."""
+    box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.right, r.width, "
+                                "r.height, window.innerWidth];", element)
+    left, right, width, height, window_width = box
+    return width > 0 and height > 0 and left >= 0 and right <= window_width
+
+
+@pytest.mark.skipif(not (PUBLISHED / "synthetic" / "index.html").exists(), reason="no published board")
+def test_published_board_at_1400_ranks_every_model_together_with_subsets_in_view(browser, tmp_path_factory):
+    """What a reader of the published board sees at 1400 x 900: CMC and the baselines in one ranked table, the
+    headline and subset columns without horizontal scrolling, and the figures drawn."""
+    from selenium.webdriver.common.by import By
+    browser.set_window_size(1400, 900)
+    try:
+        browser.get((PUBLISHED / "synthetic" / "index.html").as_uri())
+        table = browser.find_element(By.ID, "table-comparison")
+        models = column_values(browser, "table-comparison", "Model")
+        assert {"cmc", "tfn", "mult", "self-mm"} <= set(models)
+        outputs = set(column_values(browser, "table-comparison", "Output"))
+        assert outputs == {"score", "probabilities"}                   # both tracks in one ranking
+        marks = table.find_elements(By.CSS_SELECTOR, "td.best, td.tied")
+        assert marks and any("probabilities" in cell.find_element(By.XPATH, "..").text for cell in marks)
+        headers = table.find_elements(By.CSS_SELECTOR, "thead tr:last-child th")
+        wanted = ("Model", "Acc-2 (Has0)", "F1 (Has0)", "Acc-3", "Consistent", "Inconsistent", "Text-conflict")
+        for name in wanted:
+            header = next(h for h in headers if h.text.startswith(name))
+            assert inside_window(browser, header), name
+        first_row = table.find_elements(By.CSS_SELECTOR, "tbody.reproduced tr")[0]
+        assert all(inside_window(browser, cell) for cell in first_row.find_elements(By.CSS_SELECTOR, "th, td"))
+        save_screenshot(browser, tmp_path_factory, "published-1400.png")
+        for figure in ("robustness-synthetic", "reliance-synthetic"):
+            svg = browser.find_element(By.ID, figure)
+            browser.execute_script("arguments[0].scrollIntoView();", svg)
+            size = svg.size
+            assert size["width"] > 200 and size["height"] > 100, figure
+            assert svg.find_elements(By.CSS_SELECTOR, "path, rect")
+        save_screenshot(browser, tmp_path_factory, "published-figures.png")
+        regression = browser.find_element(By.ID, "table-regression")
+        probe = regression.find_element(By.CSS_SELECTOR, "thead th.probe")
+        assert not probe.is_displayed()                                 # one click away
+        browser.find_element(By.CSS_SELECTOR, "label[for='show-probes-regression']").click()
+        assert probe.is_displayed()
+        browser.get((PUBLISHED / "synthetic" / "models" / "cmc.html").as_uri())
+        gates = browser.find_element(By.ID, "gates-cmc")
+        assert gates.size["width"] > 200 and gates.size["height"] > 50
+        assert len(gates.find_elements(By.CSS_SELECTOR, "rect")) >= 12    # 3 modalities x 4 subsets, and the key
+        assert severe_logs(browser) == []
+    finally:
+        browser.set_window_size(1500, 1000)

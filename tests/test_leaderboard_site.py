@@ -196,3 +196,34 @@ def test_published_board_is_reproducible(tmp_path):
     assert sorted(rebuilt) == sorted(published), "the published site has missing or extra files; rebuild it"
     changed = [name for name in rebuilt if rebuilt[name] != published[name]]
     assert not changed, f"rebuilding changes {changed[:5]}: rebuild and commit leaderboards/site"
+
+
+def test_figures_are_inline_svg_with_titles_and_numbers(tmp_path):
+    label, unimodal = synthetic_labels(60)
+    probes = {"track": "regression", "metric": "has0_acc2", "clean": {"has0_acc2": 0.8},
+              "reliance_share": {"mean": {"text": 0.7, "audio": 0.2, "vision": 0.1}},
+              "robustness": {"rates": [0.1, 0.5], "noise": {"has0_acc2": [0.75, 0.7]},
+                             "masking": {"has0_acc2": [0.7, 0.6]}}}
+    gates = np.tile([0.6, 0.3, 0.1], (60, 1))
+    for seed in (1, 2):
+        score, probs = noisy_predictions(label, 0.3, seed)
+        write_result_dict(result_dict("gated", seed, label, score, probs, unimodal=unimodal, probes=probes,
+                                      gates=gates), tmp_path / "results")
+    build_site([tmp_path / "results"], tmp_path / "site")
+    board = (tmp_path / "site" / "synthetic" / "index.html").read_text()
+    for figure in ("robustness-synthetic", "reliance-synthetic"):
+        svg = re.search(rf'<svg class="figure" id="{figure}".*?</svg>', board, re.S).group(0)
+        assert "<title id=" in svg and "<desc id=" in svg and 'role="img"' in svg and ("<path" in svg or "<rect" in svg)
+    assert "0.7000" in board and "0.700" in board                  # the numbers beside the figures
+    model = (tmp_path / "site" / "synthetic" / "models" / "gated.html").read_text()
+    assert '<svg class="figure" id="gates-gated"' in model and "text: 0.600" in model
+
+
+def test_a_board_on_another_file_of_a_published_dataset_says_so(tmp_path):
+    label, _ = synthetic_labels(40)
+    for seed in (1, 2):
+        write_result_dict(result_dict("m", seed, label, noisy_predictions(label, 0.3, seed)[0], dataset="mosi",
+                                      style="mosi", synthetic=False, sha256="e" * 64), tmp_path / "results")
+    build_site([tmp_path / "results"], tmp_path / "site")
+    board = (tmp_path / "site" / "mosi" / "index.html").read_text()
+    assert '<p class="warning checksum-mismatch">Not the published file: the data file' in board

@@ -65,7 +65,7 @@ def _print_selections(report) -> None:
     stdout.print(f"Read {report.selections_read} selection file(s){where}: {len(report.tuned)} tuned row(s) shown, "
                  f"{len(report.skipped_selections)} skipped.", markup=False, soft_wrap=True)
     if report.hidden:
-        stdout.print(f"--tuned-only: left out {report.hidden} row(s) of configurations that were not chosen.",
+        stdout.print(f"Left out {report.hidden} row(s) of configurations a selection did not choose (--all-candidates shows them).",
                      markup=False, soft_wrap=True)
 
 
