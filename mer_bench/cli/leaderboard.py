@@ -65,8 +65,8 @@ def _print_selections(report) -> None:
     stdout.print(f"Read {report.selections_read} selection file(s){where}: {len(report.tuned)} tuned row(s) shown, "
                  f"{len(report.skipped_selections)} skipped.", markup=False, soft_wrap=True)
     if report.hidden:
-        stdout.print(f"Left out {report.hidden} row(s) of configurations a selection did not choose (--all-candidates shows them).",
-                     markup=False, soft_wrap=True)
+        stdout.print(f"Left out {report.hidden} row(s) of configurations a selection did not choose "
+                     "(--all-candidates shows them).", markup=False, soft_wrap=True)
 
 
 @leaderboard_group.command("check")

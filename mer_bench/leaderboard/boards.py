@@ -121,7 +121,7 @@ class Board:
     record: dict[str, Any]    # the dataset record of the newest run (title, style, synthetic, sizes, subsets)
     groups: list[Group]
     siblings: list[str] = field(default_factory=list)   # slugs of boards of the same dataset name, other files
-    hidden_candidates: int = 0   # rows of configurations a selection did not choose, left out (the default; --all-candidates keeps them)
+    hidden_candidates: int = 0   # rows of candidates a selection did not choose, left out (unless --all-candidates)
 
     @property
     def title(self) -> str:
