@@ -21,15 +21,17 @@ APPEND(S), SETITEM(S), ADDITEMS, BUILD          the target was not yet placed in
                                                 its own element. Python's pickler writes bottom-up, so this never
                                                 refuses a real file; it makes depths and sizes exact (a container
                                                 cannot grow after its parent was measured) and rules out cycles.
-every container, REDUCE, BUILD                  expanded size at most the budget: the bytes an object would span
-                                                if every shared reference were copied (an 8 MB array referenced
-                                                250 times counts 2 GB). Validation and numpy do copy shared
-                                                references (np.asarray of a list, "_".join of id parts).
-EMPTY_LIST/DICT/SET, MARK, TUPLE*, LIST, DICT,  memory allocated while loading at most the budget: container
-FROZENSET, element slots, MEMOIZE/PUT, BUILD,   objects (an EMPTY_SET byte makes a 216-byte set), memo entries,
-REDUCE results, strings and bytes               array data, each at its real size. Pushing an existing object
-                                                (GET, DUP, NONE, small ints) costs one stack pointer per opcode
-                                                byte and is left uncounted.
+every container, REDUCE, BUILD                  expanded size at most the data budget: the bytes an object would
+                                                span if every shared reference were copied (an 8 MB array
+                                                referenced 250 times counts 2 GB). Validation and numpy do copy
+                                                shared references (np.asarray of a list, "_".join of id parts).
+BUILD, strings and bytes, BYTEARRAY8            data allocated (array data numpy copies, text and bytes read) at
+                                                most the data budget.
+EMPTY_LIST/DICT/SET, MARK, TUPLE*, LIST, DICT,  Python object overhead at most the overhead budget: containers (an
+FROZENSET, element slots, MEMOIZE/PUT, REDUCE   EMPTY_SET byte makes a 216-byte set), slots, memo entries, object
+results, headers of strings and numbers         headers, each at its real size. Pushing an existing object (GET,
+                                                DUP, NONE, small ints) costs one stack pointer per opcode byte and
+                                                is left uncounted.
 LONG, LONG1, LONG4, INT                         at most MAX_INT_BITS bits: no MMSA file holds larger numbers, and
                                                 str() of a huge int raises (an id would crash its formatting).
 any read with a length (BINBYTES8, BYTEARRAY8,  at most the file's size: the length is read before the data, and
@@ -43,9 +45,12 @@ STOP                                            nothing may be left on the stack
                                                 to its result (10 MB of EMPTY_SET) is not a file Python wrote.
 =============================================  ===============================================================
 
-Budget = SIZE_FLOOR + SIZE_FACTOR * file size. A real MMSA file allocates about its own size (numpy's arrays keep
-pointing into the bytes read; Python-2-era files, whose array data is str, twice that) and expands to about its
-size, so the factor leaves room while a bomb fails early. The
+Data budget = DATA_FLOOR + DATA_FACTOR * file size. A real MMSA file allocates about its own size in data (numpy's
+arrays keep pointing into the bytes read; Python-2-era files, whose array data is str, twice that) and expands to
+about its size, so the factor leaves room while a bomb fails early. Overhead budget = OVERHEAD_FLOOR +
+OVERHEAD_FACTOR * file size, at most OVERHEAD_CAP: a short string costs Python ten times its bytes in the file (object
+header, memo entry, list slot), so a real file of many ids needs a larger factor; the cap keeps a large file from
+licensing gigabytes of empty containers, and is far above the few megabytes of ids and texts of real files. The
 checks run in Python between opcodes, so a long read still answers SIGTERM and Ctrl-C promptly.
 """
 
@@ -63,8 +68,11 @@ import numpy as np
 MAX_DEPTH = 32                   # real files: dict > dict > array > state tuple > list > id; 32 leaves plenty
 MAX_KEY_LENGTH = 4096            # characters (bytes) of a dict key or set member; MMSA keys are column names
 MAX_INT_BITS = 64
-SIZE_FACTOR = 4
-SIZE_FLOOR = 64 * 2**20          # small files may still hold a few small objects of fixed overhead
+DATA_FACTOR = 4
+DATA_FLOOR = 64 * 2**20          # small files may still hold a little data
+OVERHEAD_FACTOR = 32
+OVERHEAD_FLOOR = 64 * 2**20
+OVERHEAD_CAP = 2**30             # 1 GiB of Python objects: about 7 million short strings
 SLOT = 8                         # one reference inside a container
 MEMO_ENTRY = 100                 # a memo dict slot, its int key and its hash
 NODE_BOOKKEEPING = 160           # what tracking one container costs this module
@@ -99,19 +107,28 @@ class _Node:
 
 
 class Ledger:
-    """Depth, expanded size and allocation of everything one file builds, checked against its budget."""
+    """Depth, expanded size and allocation of everything one file builds, checked against its budgets."""
 
     def __init__(self, file_size: int):
         self.file_size = file_size
-        self.budget = SIZE_FLOOR + SIZE_FACTOR * file_size
-        self.allocated = 0
+        self.budget = DATA_FLOOR + DATA_FACTOR * file_size
+        self.overhead_budget = min(OVERHEAD_FLOOR + OVERHEAD_FACTOR * file_size, OVERHEAD_CAP)
+        self.allocated = self.overhead = 0
         self.nodes: dict[int, _Node] = {}
 
     def allocate(self, nbytes: int) -> None:
+        """Data: array contents, text and bytes."""
         self.allocated += nbytes
         if self.allocated > self.budget:
-            raise Refused(f"it builds more than {self._budget_text()} from a {self.file_size}-byte file "
+            raise Refused(f"it builds more than {self._budget_text()} of data from a {self.file_size}-byte file "
                           "(a decompression bomb?)")
+
+    def add_overhead(self, nbytes: int) -> None:
+        """Python objects: containers, slots, memo entries, object headers."""
+        self.overhead += nbytes
+        if self.overhead > self.overhead_budget:
+            raise Refused(f"it builds more than {self.overhead_budget / 2**20:.0f} MiB of Python objects from a "
+                          f"{self.file_size}-byte file (a decompression bomb?)")
 
     def check_length(self, n: int) -> None:
         """A length read from the file, before anything of that length is allocated or read."""
@@ -134,7 +151,7 @@ class Ledger:
         """Track a new object of `size` bytes (slots included) made of `elements`, which it seals."""
         node = _Node(obj, 0, 0)
         self.nodes[id(obj)] = node
-        self.allocate(size + NODE_BOOKKEEPING)
+        self.add_overhead(size + NODE_BOOKKEEPING)
         self._take(node, elements)
 
     def grow(self, target: Any, elements: Any, slot_bytes: int = SLOT) -> None:
@@ -144,21 +161,26 @@ class Ledger:
             what = "an object the file did not build as a container" if node is None else \
                 "a container already placed inside another one (not how Python writes pickles)"
             raise Refused(f"adding elements to {what}")
-        self.allocate(slot_bytes * len(elements))
+        self.add_overhead(slot_bytes * len(elements))
         self._take(node, elements)
 
     def _take(self, node: _Node, elements: Any) -> None:
-        depth, weight = node.depth, node.weight
-        for element in elements:
-            child = self.nodes.get(id(element))
-            if child is not None:
-                if child is node:
-                    raise Refused("a container that contains itself")
-                child.sealed = True
-                depth = max(depth, child.depth + 1)
-            else:
-                depth = max(depth, 1)
-            weight += SLOT + self.weight(element)
+        depth, weight, nodes = node.depth, node.weight + SLOT * len(elements), self.nodes
+        if elements:
+            depth = max(depth, 1)
+        for element in elements:   # inlined `weight`: this loop runs once per element of every container
+            child = nodes.get(id(element))
+            if child is None:
+                if isinstance(element, (str, bytes, bytearray)):
+                    weight += len(element)
+                elif isinstance(element, np.ndarray):
+                    weight += element.nbytes
+                continue
+            if child is node:
+                raise Refused("a container that contains itself")
+            child.sealed = True
+            depth = max(depth, child.depth + 1)
+            weight += child.weight
         if depth > MAX_DEPTH:
             raise Refused(f"objects nested more than {MAX_DEPTH} deep")
         if weight > self.budget:
@@ -221,7 +243,7 @@ class LimitedUnpickler(pickle._Unpickler):
 
     @_register(pickle.MARK)
     def _mark(self):
-        self.ledger.allocate(sys.getsizeof([]))
+        self.ledger.add_overhead(sys.getsizeof([]))
         pickle._Unpickler.load_mark(self)
 
     @_register(pickle.LIST)
@@ -361,7 +383,7 @@ class LimitedUnpickler(pickle._Unpickler):
 
     def _charge_memo(load):
         def charged(self):
-            self.ledger.allocate(MEMO_ENTRY)
+            self.ledger.add_overhead(MEMO_ENTRY)
             load(self)
         return charged
 
@@ -383,16 +405,23 @@ class LimitedUnpickler(pickle._Unpickler):
                            (pickle.LONG4, pickle._Unpickler.load_long4)):
         dispatch[_opcode[0]] = _bounded_int(_load)
 
-    def _charge_text(load):
+    def _charge_new_value(load, has_payload: bool):
+        """Text and bytes: their length is data, the rest of their size overhead; numbers are all overhead."""
         def charged(self):
             load(self)
-            self.ledger.allocate(sys.getsizeof(self.stack[-1]))
+            value, ledger = self.stack[-1], self.ledger
+            size = sys.getsizeof(value)
+            if has_payload:
+                ledger.allocate(len(value))
+                size -= len(value)
+            ledger.add_overhead(size)
         return charged
 
     for _name in ("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "BINUNICODE8",
-                  "SHORT_BINUNICODE", "BINBYTES", "BINBYTES8", "SHORT_BINBYTES", "BYTEARRAY8", "BINFLOAT", "FLOAT",
-                  "BININT", "BININT2"):
-        dispatch[getattr(pickle, _name)[0]] = _charge_text(dispatch[getattr(pickle, _name)[0]])
+                  "SHORT_BINUNICODE", "BINBYTES", "BINBYTES8", "SHORT_BINBYTES", "BYTEARRAY8"):
+        dispatch[getattr(pickle, _name)[0]] = _charge_new_value(dispatch[getattr(pickle, _name)[0]], True)
+    for _name in ("BINFLOAT", "FLOAT", "BININT", "BININT2"):
+        dispatch[getattr(pickle, _name)[0]] = _charge_new_value(dispatch[getattr(pickle, _name)[0]], False)
 
     # opcodes MMSA files never need (see the table)
 
@@ -415,4 +444,4 @@ class LimitedUnpickler(pickle._Unpickler):
             raise Refused(f"{left} objects left over at the end (not a pickle as Python writes one)")
         pickle._Unpickler.load_stop(self)
 
-    del _register, _charge_memo, _bounded_int, _charge_text, _refuse, _opcode, _load, _name
+    del _register, _charge_memo, _bounded_int, _charge_new_value, _refuse, _opcode, _load, _name
