@@ -85,10 +85,11 @@ class RunLock:
         return False
 
     def release(self) -> None:
+        # Unlink before waiting for the heartbeat thread: a signal that interrupts the wait must not leave the lock.
         self._stop.set()
+        self.path.unlink(missing_ok=True)
         if self._heartbeat is not None:
             self._heartbeat.join()
-        self.path.unlink(missing_ok=True)
 
     def _start_heartbeat(self) -> None:
         # A daemon thread, so a run that never returns cannot keep the process alive through its lock.

@@ -17,7 +17,7 @@ from mer_bench.cli.sweep import _finish
 from mer_bench.errors import EnvironmentProblem, UserError
 from mer_bench.plugins import get_catalog
 from mer_bench.runlock import STALE_AFTER_S, RunLock, lock_is_stale
-from mer_bench.runner import make_spec
+from mer_bench.runner import data_checksum, make_spec
 from mer_bench.sweep.grid import MAX_GRID_RUNS, load_grid
 from mer_bench.sweep.worker import FAILED, WorkerSettings, execute_run
 from tests import test_sweep_support as support
@@ -206,3 +206,53 @@ def test_kill_9_of_a_sweep_leaves_no_worker_or_forkserver_running(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not left, "processes of the killed sweep kept running"
     assert not list((tmp_path / "results").rglob(".*.lock")), "a worker left its lock"
+
+
+def test_a_slurm_task_on_a_node_without_the_data_reports_its_runs_unavailable_and_records_nothing(tmp_path):
+    from mer_bench.sweep.worker import UNAVAILABLE, run_slurm_task
+    (tmp_path / "no-data").mkdir()
+    specs = [make_spec(get_catalog(), "mean", "mosi", seed, data_sha256="0" * 64) for seed in (1, 2)]
+    settings = WorkerSettings(out_dir=tmp_path / "results", data_dir=tmp_path / "no-data", probes=False)
+    assert run_slurm_task(specs, settings) == [UNAVAILABLE, UNAVAILABLE]
+    assert not any((tmp_path / "results").rglob("*.*"))
+
+
+def test_unavailable_runs_end_the_sweep_with_one_line_and_exit_2(tmp_path):
+    from mer_bench.sweep.worker import UNAVAILABLE
+    grid_file = support.write_grid(tmp_path, """
+        results = "results"
+        datasets = ["synthetic"]
+        seeds = [1111]
+        [models.mean]
+    """)
+    grid = load_grid(grid_file, get_catalog())
+    with pytest.raises(EnvironmentProblem) as stopped:
+        _finish(grid, {grid.specs[0]: UNAVAILABLE}, None)
+    assert stopped.value.exit_code == 2 and "nothing was recorded" in str(stopped.value)
+
+
+def test_a_failure_record_names_where_the_data_came_from(tmp_path, registered_plugin, sims_v2_folder):
+    import json as json_module
+    from mer_bench.sweep.store import failure_path
+    registered_plugin(support, support.PLUGIN_NAME)
+    catalog = get_catalog()
+    marker = tmp_path / "fail"
+    marker.touch()
+    checksum = data_checksum(catalog, "sims-v2", sims_v2_folder)
+    spec = make_spec(catalog, support.PLUGIN_NAME, "sims-v2", 1, {"fail_marker": str(marker)}, data_sha256=checksum)
+    settings = WorkerSettings(out_dir=tmp_path / "results", data_dir=sims_v2_folder, probes=False)
+    assert execute_run(spec, settings) == FAILED
+    record = json_module.loads(failure_path(spec, tmp_path / "results").read_text())
+    assert f"--data-dir {sims_v2_folder.resolve()}" in record["command"]
+
+
+@pytest.fixture
+def sims_v2_folder(tmp_path, monkeypatch):
+    import pickle
+    from mer_bench.data.synthetic import generate_raw
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "data"
+    target = folder / get_catalog().dataset("sims-v2").value.relative_paths[0]
+    target.parent.mkdir(parents=True)
+    target.write_bytes(pickle.dumps(generate_raw("sims-v2", (24, 12, 12), 0), protocol=4))
+    return folder

@@ -196,8 +196,15 @@ def _watch_parent(main_pid: int, parent: int) -> None:
     os._exit(128 + signal.SIGTERM)          # the main thread is stuck in native code: leave anyway
 
 
+_stopping = False   # a SIGTERM is already unwinding the run
+
+
 def _on_terminate(signum, frame) -> None:
+    global _stopping
+    if _stopping:
+        return                    # a second SIGTERM (the main process and the watchdog both) must not cut the cleanup
     if _in_run:
+        _stopping = True
         raise KeyboardInterrupt   # unwinds the run: lock, temporary files and scratch folder are removed
     os._exit(128 + signum)        # idle: nothing to clean up
 
