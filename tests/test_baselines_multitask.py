@@ -1,7 +1,8 @@
 """The CH-SIMS multi-task baselines (mlf-dnn, mtfn, mlmf): dataset check, loss, parameter groups, and end to end.
 
 The end-to-end test trains each model once through the runner on the default synthetic dataset (seed 1111, 12
-epochs, about 6-10 s of CPU each) and asks for the same margin over the mean predictor as the other baselines.
+epochs, 5-7 s each with one torch thread) and asks for the same margin over the mean predictor as the other
+baselines (measured test MAE: mlf-dnn 0.240, mtfn 0.231, mlmf 0.264; mean predictor 0.510).
 """
 
 from __future__ import annotations
