@@ -61,7 +61,7 @@ def load_mmsa_trainer(root: Path, file: str) -> types.ModuleType:
     return load_module(root / "src/MMSA/trains/multiTask" / f"{file}.py", f"MMSA.trains.multiTask.{file}")
 
 
-def mmsa_args(name: str, config) -> SimpleNamespace:
+def mmsa_args(config) -> SimpleNamespace:
     """MMSA's `args` for our config: its field names and its (audio, vision, text) / (text, audio, vision, fusion)
     dropout orders."""
     c = config
@@ -171,7 +171,7 @@ def compare(root: Path, model_name: str) -> None:
     config = build_config(model_class, info, small)          # MMSA's SIMS preset, smaller subnetworks
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    args = mmsa_args(model_name, config)
+    args = mmsa_args(config)
     theirs = getattr(load_module(root / "src/MMSA/models/multiTask" / f"{file}.py", f"mmsa_{file}"), file)(args)
     randomise_statistics(theirs, generator)
     model = model_class(config, info)
