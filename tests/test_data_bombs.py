@@ -125,13 +125,19 @@ def test_nesting_deeper_than_the_limit_is_refused_while_reading(tmp_path, wrap):
     assert "nested more than" in refusal(bomb(tmp_path, _nest(wrap)))
 
 
-@pytest.mark.parametrize("wrap", [NESTINGS["TUPLE1"], NESTINGS["SETITEM"]], ids=["TUPLE1", "SETITEM"])
+@pytest.mark.parametrize("wrap", NESTINGS.values(), ids=NESTINGS.keys())
 def test_nesting_up_to_the_limit_loads(tmp_path, wrap):
-    path = bomb(tmp_path, _nest(wrap, pickle_limits.MAX_DEPTH))
-    with pytest.raises(DataError, match="expected a dict|missing split"):   # read, then found not to be MMSA
-        from mer_bench.data.mmsa import raw_to_data
-        from tests.test_data_support import TINY_SPEC
-        raw_to_data(read_pickle(path), TINY_SPEC, str(path), "0" * 64)
+    """{"x": <None wrapped>} with the dict as the deepest allowed level: read, not refused."""
+    inner = _nest(wrap, depth=1)[len(P4):-1]
+    levels = pickle_limits.MAX_DEPTH - 1
+    for _ in range(levels // _levels_per_wrap(wrap) - 1):
+        inner = wrap[0] + inner + wrap[1]
+    loaded = read_pickle(bomb(tmp_path, P4 + b"}\x8c\x01x" + inner + b"s."))
+    assert set(loaded) == {"x"} and loaded["x"] is not None
+
+
+def _levels_per_wrap(wrap: tuple[bytes, bytes]) -> int:
+    return 4 if wrap == NESTINGS["REDUCE"] else 1      # pair, list, argument tuple, OrderedDict
 
 
 def test_a_container_cannot_grow_after_it_was_placed_in_another(tmp_path):

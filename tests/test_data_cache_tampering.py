@@ -106,7 +106,8 @@ def test_a_copied_cache_folder_is_verified_once_and_keeps_loading(cache_dir, sou
 
 def test_an_old_manifest_without_file_records_is_stale_not_an_error(cache_dir, source):
     entry = prepare_dataset(TINY_SPEC, source).entry
-    old = dict(entry.manifest, format=1, files={name: record["size"] for name, record in entry.manifest["files"].items()})
+    sizes = {name: record["size"] for name, record in entry.manifest["files"].items()}
+    old = dict(entry.manifest, format=1, files=sizes)
     (entry.folder / "manifest.json").write_text(json.dumps(old))
     assert cache.find_fresh(cache_dir, TINY_SPEC, cache.Fingerprint.of(source)) is None
     with _no_warnings():

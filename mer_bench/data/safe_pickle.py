@@ -25,6 +25,7 @@ from __future__ import annotations
 import _codecs
 import collections
 import math
+import pickle
 import re
 from typing import Any
 
@@ -202,7 +203,7 @@ class RestrictedUnpickler(LimitedUnpickler):
             raise Refused("state for an object that is not an array or a dtype")
         self._build_tracked()
 
-    dispatch[b"b"[0]] = _load_checked_build     # BUILD
+    dispatch[pickle.BUILD[0]] = _load_checked_build
 
 
 def plain_arrays(raw: Any) -> Any:
