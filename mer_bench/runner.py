@@ -205,7 +205,7 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
         timings, valid_predictions, test_predictions = _fit_and_predict(model, data, ctx)
     probes = None
     if options.probes:
-        probes, timings["probes"] = _run_probes(model, data, test_predictions, spec)
+        probes, timings["probes"] = _run_probes(model, data, test_predictions, spec, options.progress)
     timings["total"] = time.perf_counter() - started
     test_subsets = subset_indices(data.test)
     result = RunResult(
@@ -253,11 +253,12 @@ def _checked_predict(model: Model, split: Split) -> Predictions:
     return model.predict(split).check(len(split), model.outputs, model.name, split=split)
 
 
-def _run_probes(model: Model, data: MERData, reference: Predictions, spec: RunSpec) -> tuple[Any, float]:
-    """Modality reliance and robustness probes on the test split, after the scored prediction (see probes.py)."""
+def _run_probes(model: Model, data: MERData, reference: Predictions, spec: RunSpec,
+                progress: Progress) -> tuple[Any, float]:
+    """Modality reliance and robustness probes on the test split, after the scored prediction (mer_bench/probes)."""
     clock = time.perf_counter()
     with torch.no_grad():
-        results = run_probes(model, data.test, reference, data.spec.style, spec.seed)
+        results = run_probes(model, data.test, reference, data.spec.style, spec.seed, progress)
     return results, time.perf_counter() - clock
 
 

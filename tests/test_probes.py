@@ -7,8 +7,8 @@ import torch
 
 from mer_bench.data.split import Split
 from mer_bench.model import Model, Predictions, TorchModel
-from mer_bench.probe_analysis import normalised_auc, reliance_shares
-from mer_bench.probe_perturb import derangement, emptied, feature_std, noised, special_tokens_only, swapped
+from mer_bench.probes.analysis import normalised_auc, reliance_shares
+from mer_bench.probes.perturb import derangement, emptied, feature_std, noised, special_tokens_only, swapped
 from mer_bench.probes import RATES, ProbePlan, run_probes
 
 CLS, SEP, FILLER, POSITIVE, NEGATIVE = 101, 102, 1000, 2000, 3000
@@ -156,7 +156,7 @@ def test_masking_curve_equals_predicting_the_masked_split_directly():
     split, model = hand_split(), MultimodalReader()
     plan = ProbePlan(split, seed=5)
     reference = model.predict(split)
-    from mer_bench.probe_passes import PassCount, predict_variants
+    from mer_bench.probes.passes import PassCount, predict_variants
     count = PassCount()
     predicted = predict_variants(model, split, reference, plan.variants(), count)
     for rate in RATES:
@@ -237,3 +237,24 @@ def test_curve_area_is_clean_metric_when_flat_and_the_trapezoid_otherwise():
     # (0, 1.0) -> (0.1, 0.9) -> ... -> (0.5, 0.5): a straight line, mean height 0.75
     assert normalised_auc(1.0, [0.9, 0.8, 0.7, 0.6, 0.5], RATES) == pytest.approx(0.75)
     assert normalised_auc(1.0, [0.9, None, 0.7, 0.6, 0.5], RATES) is None
+
+
+class StageRecorder:
+    """A Progress that records its stages and steps."""
+
+    def __init__(self):
+        self.stages, self.steps = [], 0
+
+    def start_stage(self, name, total):
+        self.stages.append((name, total))
+
+    def advance(self, **status):
+        self.steps += 1
+
+
+def test_probes_report_a_progress_stage_with_one_step_per_predicted_condition():
+    model, split, recorder = MultimodalReader(), hand_split(), StageRecorder()
+    reference = model.predict(split)
+    result = run_probes(model, split, reference, "sims", 7, recorder)
+    assert recorder.stages == [("probes", recorder.steps)]
+    assert recorder.steps == result["cost"]["variants"] > 0   # every condition changes this model's input

@@ -1,6 +1,6 @@
 """The arithmetic of the probes: metric drops, reliance shares, curve areas and the conflict analysis.
 
-Definitions (also in the README, "Probes"):
+Definitions (also in docs/probes.md):
 - drop of a condition = clean main metric - main metric under the condition (positive: the condition hurts);
 - reliance share of modality m = max(drop_m, 0) / sum over T, A, V of max(drop, 0); null when that sum is 0 (the
   model loses nothing from any single modality, so no share can be assigned);

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from mer_bench.data.split import Split
-from mer_bench.model import Model, Predictions
+from mer_bench.model import Model, NullProgress, Predictions, Progress
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,15 @@ class PassCount:
 
 
 def predict_variants(model: Model, test: Split, reference: Predictions, variants: list[Variant],
-                     count: PassCount) -> dict[str, Predictions]:
-    """{variant key: full-length predictions}: reference predictions with each variant's changed rows predicted."""
+                     count: PassCount, progress: Progress | None = None) -> dict[str, Predictions]:
+    """{variant key: full-length predictions}: reference predictions with each variant's changed rows predicted.
+
+    `progress` gets a "probes" stage with one step per predicted variant (the probes can take a fifth of a run)."""
+    progress = progress or NullProgress()
     results: dict[str, Predictions] = {}
-    for chunk in _chunks([v for v in variants if v.index.numel() > 0], max_samples=len(test)):
+    due = [v for v in variants if v.index.numel() > 0]
+    progress.start_stage("probes", len(due))
+    for chunk in _chunks(due, max_samples=len(test)):
         parts = [variant.build() for variant in chunk]
         inputs = parts[0] if len(parts) == 1 else concat_splits(parts)
         # A perturbed input may drive a model to NaN; that condition then scores as undefined (see track_scores)
@@ -63,6 +68,7 @@ def predict_variants(model: Model, test: Split, reference: Predictions, variants
             rows = torch.arange(offset, offset + variant.index.numel())
             results[variant.key] = with_rows(reference, variant.index, predicted.take(rows))
             offset += variant.index.numel()
+            progress.advance()
     for variant in variants:   # a variant that changes nothing predicts exactly the reference
         results.setdefault(variant.key, reference)
     count.variants += len(variants)

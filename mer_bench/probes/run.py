@@ -9,14 +9,14 @@ training data, never train and never change the model. The probes are:
   two ablations' drops: the text-dominance number.
 - robustness: Gaussian noise on audio and vision (std = rate x each feature's std on the test split), and masking
   (each modality emptied on a random rate-fraction of samples, independently per modality), at rates 0.1 .. 0.5;
-  `robustness_auc` is the mean of the two curves' normalised areas (see probe_analysis).
+  `robustness_auc` is the mean of the two curves' normalised areas (see analysis.py).
 - conflict: on data with unimodal labels, the main metric on the text-conflict and consistent subsets and the
   "follows text" rate.
 
 A perturbed input that drives a model to NaN or infinity makes that condition's scores null (undefined, like the
 drops, shares and areas built on them), never a number; `non_finite` lists such conditions.
 
-The structure of the returned dict is documented in the README ("Probes") and versioned by PROBES_VERSION.
+The structure of the returned dict is documented in docs/probes.md and versioned by PROBES_VERSION.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import torch
 
 from mer_bench.data.split import MODALITIES, Split
 from mer_bench.metrics import MAIN_METRIC
-from mer_bench.model import Model, Predictions
-from mer_bench.probe_analysis import (change_from, conflict_analysis, finite_on_track, normalised_auc, reliance_shares,
+from mer_bench.model import Model, Predictions, Progress
+from mer_bench.probes.analysis import (change_from, conflict_analysis, finite_on_track, normalised_auc, reliance_shares,
                                       track_of, track_scores)
-from mer_bench.probe_passes import PassCount, Variant, predict_variants, with_rows
-from mer_bench.probe_perturb import (derangement, draw_noise, emptied, feature_std, mask_ranks, masked_at, noised,
+from mer_bench.probes.passes import PassCount, Variant, predict_variants, with_rows
+from mer_bench.probes.perturb import (derangement, draw_noise, emptied, feature_std, mask_ranks, masked_at, noised,
                                      swapped)
 
 PROBES_VERSION = 1
@@ -42,13 +42,15 @@ ABLATIONS = ("zero", "permute")
 _PERMUTE_STREAM, _NOISE_STREAM, _MASK_STREAM = 1, 2, 3
 
 
-def run_probes(model: Model, test: Split, reference: Predictions, style: str, seed: int) -> dict:
-    """All probes on the test split; `reference` are the model's clean test predictions (already scored)."""
+def run_probes(model: Model, test: Split, reference: Predictions, style: str, seed: int,
+               progress: Progress | None = None) -> dict:
+    """All probes on the test split; `reference` are the model's clean test predictions (already scored).
+    `progress`, when given, shows a "probes" stage advancing once per perturbed condition predicted."""
     track = track_of(reference)
     count = PassCount()
     plan = ProbePlan(test, seed)
     with torch.no_grad():
-        predicted = predict_variants(model, test, reference, plan.variants(), count)
+        predicted = predict_variants(model, test, reference, plan.variants(), count, progress)
     score = functools.partial(track_scores, style, test.label, track=track)
     clean = score(reference)
     ablation = {kind: {m: change_from(clean, score(predicted[f"{kind}:{m}"])) for m in MODALITIES}
