@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mer_bench.threads import prefer_passive_waiting
+
+prefer_passive_waiting()   # before anything imports torch: OpenMP reads its wait policy once (see threads.py)
+
 try:
     __version__ = version("mer-bench")
 except PackageNotFoundError:  # running from a source tree that was never installed

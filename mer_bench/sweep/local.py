@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from mer_bench.runlock import process_alive
 from mer_bench.runspec import RunSpec
+from mer_bench.threads import cpu_budget, share_of_budget
 from mer_bench.sweep.store import lock_is_stale, lock_path, write_lost_failure
 from mer_bench.sweep.worker import FAILED, WorkerSettings, execute_run
 
@@ -41,7 +42,8 @@ PR_SET_PDEATHSIG = 1   # from <linux/prctl.h>
 
 
 def usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The CPU budget of this process (affinity, cgroup quota, Slurm), which the local jobs split among them."""
+    return cpu_budget()
 
 
 def visible_gpus() -> list[str]:
@@ -68,7 +70,7 @@ class LocalLayout:
         gpus = tuple(visible_gpus()) if device != "cpu" else ()
         if jobs is None:
             jobs = len(gpus) if gpus else max(1, min(usable_cpus(), MAX_DEFAULT_CPU_JOBS))
-        return cls(jobs=jobs, threads=max(1, usable_cpus() // jobs), gpus=gpus)
+        return cls(jobs=jobs, threads=share_of_budget(jobs), gpus=gpus)
 
     def describe(self) -> str:
         gpu = f", GPU {', '.join(self.gpus)} in turn" if self.gpus else ""

@@ -11,7 +11,6 @@ and a rerun on a machine that has them picks up every run (a failure record woul
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from mer_bench.plugins import Catalog, get_catalog
 from mer_bench.runner import RunOptions, check_data_identity, load_checked, run_one
 from mer_bench.runner import data_options as runner_data_options
 from mer_bench.runspec import RunSpec
+from mer_bench.threads import apply_threads
 from mer_bench.training import resolve_device
 from mer_bench.sweep.store import RunLock, failure_path, lock_path, write_failure
 
@@ -117,11 +117,7 @@ def _dataset(catalog: Catalog, name: str, options: RunOptions) -> MERData:
 
 def run_slurm_task(specs: list[RunSpec], settings: WorkerSettings) -> list[str]:
     """The body of one Slurm array task: its runs one after the other, with the CPU threads Slurm gave it."""
-    import torch
-
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and cpus.isdigit():
-        torch.set_num_threads(int(cpus))
+    apply_threads()      # the CPUs Slurm gave the task: its binding, cgroup quota and SLURM_CPUS_PER_TASK
     outcomes = []
     for spec in specs:
         try:
