@@ -1,6 +1,7 @@
 """Entry point of the baselines plugin: registers every baseline model."""
 
 from mer_bench.hookspecs import hookimpl
+from mer_bench_baselines.almt import ALMT
 from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
@@ -8,6 +9,7 @@ from mer_bench_baselines.mean import MeanPredictor
 from mer_bench_baselines.misa import MISA
 from mer_bench_baselines.mlf_dnn import MLFDNN
 from mer_bench_baselines.mlmf import MLMF
+from mer_bench_baselines.mmim import MMIM
 from mer_bench_baselines.mult import MulT
 from mer_bench_baselines.mtfn import MTFN
 from mer_bench_baselines.self_mm import SelfMM
@@ -15,7 +17,7 @@ from mer_bench_baselines.tfn import TFN
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF)
+          MLFDNN, MTFN, MLMF, MMIM, ALMT)
 
 
 @hookimpl

@@ -35,9 +35,11 @@ class LoopSettings:
     max_epochs: int
     patience: int = 8                    # MMSA's `early_stop`
     grad_clip: float | None = None       # clip each gradient value to [-c, c] (MMSA's clip_grad_value_), None: off
+    max_grad_norm: float | None = None   # clip the gradients' total L2 norm (MMSA's clip_grad_norm_), None: off
     accumulation: int = 1                # batches per optimiser step (MMSA's `update_epochs`)
     valid_loss: str = "l1"               # validation criterion: "l1", or "mse" for models MMSA trains with MSE
-    plateau_patience: int | None = None  # epochs before ReduceLROnPlateau cuts the learning rate tenfold (MulT)
+    plateau_patience: int | None = None  # epochs before ReduceLROnPlateau cuts the learning rate (MulT, MMIM)
+    plateau_factor: float = 0.1          # the cut: learning rates are multiplied by this
 
 
 class BaselineModel(TorchModel):
@@ -78,6 +80,10 @@ class BaselineModel(TorchModel):
         return [{"params": trainable(self.network.parameters()), "lr": self.config.learning_rate,
                  "weight_decay": getattr(self.config, "weight_decay", 0.0)}]
 
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser `fit` steps (default: Adam over `parameter_groups`)."""
+        return torch.optim.Adam(self.parameter_groups())
+
     def on_fit_start(self, train: Inputs, ctx: FitContext) -> None:
         """Called once before the first epoch (e.g. to set up per-sample state)."""
 
@@ -89,9 +95,9 @@ class BaselineModel(TorchModel):
         train_inputs = Inputs.from_split(train, self.info.text_mode, ctx.device)
         valid_inputs = Inputs.from_split(valid, self.info.text_mode, ctx.device)
         self.network.to(ctx.device)
-        optimizer = torch.optim.Adam(self.parameter_groups())
+        optimizer = self.make_optimizer()
         scheduler = None if settings.plateau_patience is None else torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.1, patience=settings.plateau_patience)
+            optimizer, mode="min", factor=settings.plateau_factor, patience=settings.plateau_patience)
         generator = torch.Generator().manual_seed(ctx.seed)     # data order depends on the run's seed only
         stopping, best = EarlyStopping(settings.patience, min_delta=MIN_IMPROVEMENT), StateSnapshot()
         epochs = epoch_budget(settings.max_epochs, ctx.max_epochs)
@@ -126,6 +132,8 @@ class BaselineModel(TorchModel):
             loss.backward()
             if settings.grad_clip is not None:
                 nn.utils.clip_grad_value_(parameters, settings.grad_clip)
+            if settings.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             self.after_batch(batch, {key: value.detach() for key, value in outputs.items()}, epoch)
             total, batches = total + loss.detach(), batches + 1
             if step % settings.accumulation == 0:
