@@ -37,6 +37,7 @@ class DataInfo:
     text_model: str                       # BERT name or local path for text_mode "bert"
     text_mode: str = "features"           # "features": precomputed BERT features; "bert": token ids through BERT
     synthetic: bool = False
+    aligned: bool = False                 # the dataset is word-aligned (MMSA's aligned_50 files): one step per word
 
     @property
     def label_range(self) -> tuple[float, float]:
@@ -140,6 +141,10 @@ class Model(abc.ABC):
     outputs: ClassVar[frozenset[str]] = frozenset({"score"})  # "score" (regression) and/or "probs" (3-class)
     text_modes: ClassVar[tuple[str, ...]] = ("features",)   # text modes the model supports
     smoke_settings: ClassVar[dict[str, Any]] = {}   # config overrides that make it tiny for tests and smoke runs
+    # Reads word-aligned input (one step per word in every modality). On unaligned data such a model passes each split
+    # through `mer_bench.data.align.aligned_input(split, info.aligned)`, the harness's one alignment step, and the
+    # result file records the alignment it saw (`dataset.alignment`).
+    needs_aligned: ClassVar[bool] = False
 
     def __init__(self, config: Any, info: DataInfo):
         self.config, self.info = config, info

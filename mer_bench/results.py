@@ -56,7 +56,9 @@ RESULT_SCHEMA: dict[str, Any] = {
             "required": ["name", "title", "style", "synthetic", "source", "sha256", "sizes", "subsets", "notes"],
             "properties": {"style": {"enum": ["mosi", "sims"]}, "synthetic": {"type": "boolean"},
                            "sha256": {"type": "string"}, "sizes": {"type": "object"},
-                           "subsets": {"type": ["object", "null"]}, "notes": {"type": "array"}},
+                           "subsets": {"type": ["object", "null"]}, "notes": {"type": "array"},
+                           # optional (older files lack it): "native", "segment-mean" or null, see data/align.py
+                           "alignment": {"enum": ["native", "segment-mean", None]}},
         },
         "metrics": {
             "type": "object",
@@ -95,7 +97,7 @@ class RunResult:
 
     spec: RunSpec
     model: dict[str, Any]          # name, plugin, distribution, version, outputs, config
-    dataset: dict[str, Any]        # name, title, style, synthetic, source, sha256, sizes, subsets (sizes), notes
+    dataset: dict[str, Any]        # name, title, style, synthetic, source, sha256, sizes, subsets, notes, alignment
     metrics: dict[str, Any]        # {"valid": {"all": {track: {...}}}, "test": {"all": ..., "consistent": ...}}
     predictions: dict[str, Any]    # test split: ids, label, score and/or probs, extras, subsets (indices), unimodal
     timings: dict[str, float]      # seconds: fit, predict_valid, predict_test, probes, total

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from mer_bench.data.align import alignment_seen
 from mer_bench.data.loading import dataset_checksum, generated_data, load_dataset
 from mer_bench.data.split import MERData, Split
 from mer_bench.data.subsets import subset_indices
@@ -209,7 +210,8 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
     timings["total"] = time.perf_counter() - started
     test_subsets = subset_indices(data.test)
     result = RunResult(
-        spec=spec, model=_model_record(entry, model, config), dataset=_dataset_record(data, test_subsets),
+        spec=spec, model=_model_record(entry, model, config),
+        dataset=_dataset_record(data, test_subsets, alignment_seen(model_class.needs_aligned, info.aligned)),
         metrics={"valid": _score_split(data, data.valid, valid_predictions, subset_indices(data.valid)),
                  "test": _score_split(data, data.test, test_predictions, test_subsets)},
         predictions=prediction_record(data.test, test_predictions, test_subsets), timings=timings,
@@ -229,7 +231,7 @@ def data_info(data: MERData, text_mode: str) -> DataInfo:
         raise UserError(f"Dataset '{spec.name}' has no token ids ('text_bert'); use --text-mode features.")
     return DataInfo(dataset=spec.name, style=spec.style, feature_dims=data.feature_dims, seq_lens=data.seq_lens,
                     has_unimodal_labels=data.train.unimodal_labels is not None, text_model=spec.text_model,
-                    text_mode=text_mode, synthetic=spec.synthetic)
+                    text_mode=text_mode, synthetic=spec.synthetic, aligned=spec.aligned)
 
 
 def _fit_and_predict(model: Model, data: MERData, ctx: FitContext):
@@ -295,11 +297,12 @@ def _model_record(entry: Entry, model: Model, config: Any) -> dict[str, Any]:
             "outputs": sorted(model.outputs), "config": config_to_dict(config), "summary": model.summary}
 
 
-def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None, alignment: str | None) -> dict[str, Any]:
+    """What the run was scored on; `alignment` is the alignment the model saw (`mer_bench.data.align`)."""
     return {
         "name": data.spec.name, "title": data.spec.title, "style": data.spec.style, "synthetic": data.spec.synthetic,
         "source": data.source, "sha256": data.sha256,
         "sizes": {name: len(data.split(name)) for name in ("train", "valid", "test")},
         "subsets": None if subsets is None else {name: int(index.numel()) for name, index in subsets.items()},
-        "notes": list(data.notes),
+        "notes": list(data.notes), "alignment": alignment,
     }

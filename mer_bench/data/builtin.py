@@ -38,6 +38,22 @@ STANDARD_DATASETS = (
         relative_paths=("SIMSv2/Processed/sims_unaligned.pkl", "CH-SIMS-v2/CH-SIMS-v2(s)/Processed/unaligned.pkl",
                         "SIMSv2/Processed/unaligned.pkl"),
         sha256=None, source_hint=MMSA_SOURCE),
+    # Word-aligned by CMU (P2FA word timings): every modality has 50 steps, one per word, and the files carry no
+    # lengths. Same samples, labels and feature sizes as the unaligned files; checksums from MMSA's README.
+    DatasetSpec(
+        name="mosi-aligned", title="CMU-MOSI (word-aligned)", style="mosi", feature_dims=(768, 5, 20),
+        seq_lens=(50, 50, 50), split_sizes=(1284, 229, 686), has_unimodal_labels=False,
+        text_model="bert-base-uncased",
+        relative_paths=("MOSI/Processed/aligned_50.pkl", "CMU-MOSI/Processed/aligned_50.pkl"),
+        sha256="d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9", source_hint=MMSA_SOURCE,
+        aligned=True),
+    DatasetSpec(
+        name="mosei-aligned", title="CMU-MOSEI (word-aligned)", style="mosi", feature_dims=(768, 74, 35),
+        seq_lens=(50, 50, 50), split_sizes=(16326, 1871, 4659), has_unimodal_labels=False,
+        text_model="bert-base-uncased",
+        relative_paths=("MOSEI/Processed/aligned_50.pkl", "CMU-MOSEI/Processed/aligned_50.pkl"),
+        sha256="45eccfb748a87c80ecab9bfac29582e7b1466bf6605ff29d3b338a75120bf791", source_hint=MMSA_SOURCE,
+        aligned=True),
 )
 
 SYNTHETIC_SEED = 0  # one fixed dataset, so runs with different training seeds see the same data

@@ -181,10 +181,23 @@ def spec_from_content(path: Path, raw: dict, specs: list[DatasetSpec]) -> tuple[
     matches = {spec.name: spec for spec in specs if dims is not None and tuple(spec.feature_dims[1:]) == dims}
     if len(matches) == 1:
         return next(iter(matches.values())), f"its audio/vision feature sizes {dims[0]}/{dims[1]}"
+    aligned = _looks_aligned(raw)   # an aligned and an unaligned file of one dataset share their feature sizes
+    narrowed = [spec for spec in matches.values() if spec.aligned == aligned]
+    if len(matches) > 1 and len(narrowed) == 1:
+        return narrowed[0], (f"its audio/vision feature sizes {dims[0]}/{dims[1]} and its "
+                             f"{'equal' if aligned else 'unequal'} padded lengths")
     seen = f"audio/vision feature sizes {dims[0]}/{dims[1]}" if dims else "no readable train audio/vision"
     names = f": {', '.join(sorted(matches))}" if matches else ""
     raise UserError(f"{path}: cannot tell which dataset this file holds ({seen}; {len(matches)} registered "
                     f"datasets match{names}); pass --dataset NAME.")
+
+
+def _looks_aligned(raw: dict) -> bool:
+    """Whether the train split's text, audio and vision share one padded length, as in word-aligned files."""
+    train = raw.get("train") if isinstance(raw, dict) else None
+    arrays = [train.get(key) for key in ("text", "audio", "vision")] if isinstance(train, dict) else []
+    frames = [array for array in arrays if isinstance(array, np.ndarray) and array.ndim == 3]
+    return len(frames) == 3 and len({array.shape[1] for array in frames}) == 1
 
 
 def _audio_vision_dims(raw: dict) -> tuple[int, int] | None:

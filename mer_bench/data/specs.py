@@ -29,6 +29,7 @@ class DatasetSpec:
     sha256: str | None = None                  # published checksum of the standard file, if any
     source_hint: str = ""                      # where users get the file, shown when it is missing
     synthetic: bool = False                    # generated data: results are labelled synthetic everywhere
+    aligned: bool = False                      # word-aligned files (one step per word in every modality, no lengths)
     generate: Callable[[], MERData] | None = None  # builds the data in memory instead of reading a file
 
     @property

@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from mer_bench.data.align import segment_means, token_lengths
 
 CLS_ID, SEP_ID = 101, 102
 FILLER_IDS = (1000, 2000)     # neutral words
@@ -86,8 +89,11 @@ def request_problem(like: str, sizes: tuple[int, int, int], seed: int, available
     return None
 
 
-def generate_raw(like: str = "synthetic", sizes: tuple[int, int, int] | None = None, seed: int = 0) -> dict:
-    """The dataset as MMSA pickles hold it: {"train": {...}, "valid": {...}, "test": {...}} of numpy arrays."""
+def generate_raw(like: str = "synthetic", sizes: tuple[int, int, int] | None = None, seed: int = 0,
+                 aligned: bool = False) -> dict:
+    """The dataset as MMSA pickles hold it: {"train": {...}, "valid": {...}, "test": {...}} of numpy arrays.
+
+    `aligned`: the same samples word-aligned, in the layout of MMSA's `aligned_50.pkl` (see `aligned_columns`)."""
     shape = SHAPES[like]
     sizes = sizes or shape.sizes
     rng = np.random.default_rng(seed)
@@ -96,7 +102,21 @@ def generate_raw(like: str = "synthetic", sizes: tuple[int, int, int] | None = N
     for offset, (split, n) in enumerate(zip(("train", "valid", "test"), sizes)):
         split_rng = np.random.default_rng([seed, offset + 1])
         raw[split] = _generate_split(split_rng, shape, constants, n, split)
+        if aligned:
+            raw[split] = aligned_columns(raw[split])
     return raw
+
+
+def aligned_columns(columns: dict) -> dict:
+    """One split's columns word-aligned as in MMSA's aligned files: audio and vision averaged onto the text tokens by
+    the harness's own alignment (`mer_bench.data.align.segment_means`), every modality Lt steps long, zero after the
+    tokens, and no `*_lengths` columns (aligned files carry none)."""
+    frames = {key: torch.from_numpy(columns[key]) for key in ("audio", "vision")}
+    lengths = {key: torch.from_numpy(columns[f"{key}_lengths"]).clamp(min=1) for key in frames}
+    text_bert = torch.from_numpy(columns["text_bert"])                     # (N, 3, Lt)
+    steps = token_lengths(text_bert, None)                                 # (N,) tokens
+    aligned = {key: segment_means(frames[key], lengths[key], steps, text_bert.shape[-1]).numpy() for key in frames}
+    return {**{k: v for k, v in columns.items() if not k.endswith("_lengths")}, **aligned}
 
 
 @dataclass(frozen=True)

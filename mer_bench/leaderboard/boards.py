@@ -57,11 +57,16 @@ class GroupKey:
     overrides: str           # canonical JSON of the overrides, sorted keys
     text_mode: str
     epochs: int | None
+    # The word alignment the model saw (result.dataset["alignment"]: "native", "segment-mean", or None for unaligned
+    # input and files written before it was recorded): rows of aligned input are their own rows, marked as such.
+    # Left out of repr so the page names of unaligned rows stay as they were (make_groups names aligned ones).
+    alignment: str | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, result: RunResult) -> GroupKey:
         spec = result.spec.to_dict()
-        return cls(spec["model"], json.dumps(spec["overrides"], sort_keys=True), spec["text_mode"], spec["epochs"])
+        return cls(spec["model"], json.dumps(spec["overrides"], sort_keys=True), spec["text_mode"], spec["epochs"],
+                   alignment_of(result))
 
     @property
     def is_default(self) -> bool:
@@ -80,7 +85,18 @@ class GroupKey:
             parts.append(f"text: {self.text_mode}")
         if self.epochs is not None:
             parts.append(f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}")
+        if self.alignment is not None:
+            parts.append(alignment_text(self.alignment))
         return "; ".join(parts)
+
+
+def alignment_of(result: RunResult) -> str | None:
+    return result.dataset.get("alignment")
+
+
+def alignment_text(alignment: str) -> str:
+    """How a row's alignment is shown: aligned files as they are, or unaligned ones aligned by the harness."""
+    return "aligned data" if alignment == "native" else f"aligned input ({alignment})"
 
 
 def _compact(value: Any) -> str:
@@ -183,13 +199,13 @@ def make_boards(results: Iterable[RunResult]) -> list[Board]:
     return boards
 
 
-def config_key(result: RunResult) -> tuple[str, str, str, int | None]:
-    """What a run actually ran: model, resolved configuration (canonical JSON), text mode and epoch budget. A result
-    that recorded no configuration falls back to its overrides."""
+def config_key(result: RunResult) -> tuple[str, str, str, int | None, str | None]:
+    """What a run actually ran: model, resolved configuration (canonical JSON), text mode, epoch budget and the
+    alignment of its input. A result that recorded no configuration falls back to its overrides."""
     spec = result.spec.to_dict()
     config = result.model.get("config")
     settled = json.dumps(config if isinstance(config, dict) else {"overrides": spec["overrides"]}, sort_keys=True)
-    return spec["model"], settled, spec["text_mode"], spec["epochs"]
+    return spec["model"], settled, spec["text_mode"], spec["epochs"], alignment_of(result)
 
 
 def display_key(runs: list[RunResult]) -> GroupKey:
@@ -219,6 +235,8 @@ def make_groups(runs: Iterable[RunResult]) -> list[Group]:
         slug = safe_slug(key.model) if key.is_default else f"{safe_slug(key.model)}-{short_hash(repr(key))}"
         if shown.count(key) > 1:     # one spelling, two configurations (plugin versions whose defaults differ)
             slug = f"{safe_slug(key.model)}-{short_hash(repr(config))}"
+        if key.alignment is not None:
+            slug = f"{slug}-{safe_slug(key.alignment)}"
         kept, alternates = one_per_seed(members)
         groups.append(Group(key, slug, kept, alternates=alternates))
     return sorted(groups, key=lambda group: (group.key.sort_key(), group.slug))

@@ -10,7 +10,7 @@ from typing import Any
 
 from mer_bench.stats import CONFIDENCE, PERMUTATIONS
 
-from mer_bench.leaderboard.boards import Board
+from mer_bench.leaderboard.boards import Board, alignment_text
 from mer_bench.leaderboard.columns import Column, reported_value
 from mer_bench.leaderboard.ranking import ALPHA, Cell, Row, Table
 
@@ -116,7 +116,9 @@ def column_groups(columns: list[Column]) -> list[dict[str, Any]]:
 
 def row_view(row: Row, columns: list[Column]) -> dict[str, Any]:
     group = row.group
+    alignment = group.key.alignment
     return {"model": group.key.model, "settings": group.key.settings_text(), "page": group.page,
+            "aligned": None if alignment is None else alignment_text(alignment),   # the row's "aligned" badge
             "track": row.track, "output": row.output,
             "seeds": len(row.seeds), "seed_list": ", ".join(str(seed) for seed in row.seeds),
             "tuned": [{"page": item.page, "summary": item.summary} for item in group.tuned],

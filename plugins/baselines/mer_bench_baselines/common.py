@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mer_bench.bert import load_bert
+from mer_bench.data.align import segment_means, text_lengths  # noqa: F401  (segment_means: re-exported)
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo
 from mer_bench.training import autocast, batch_indices
@@ -67,17 +68,8 @@ class Inputs:
 
 
 def token_counts(split: Split) -> torch.Tensor:
-    """(N,) true text lengths: from the attention mask when token ids exist, else the non-zero feature rows.
-
-    The mask is preferred because MMSA's BERT features are not zero at padded positions (BERT writes a state there).
-    """
-    if split.text_bert is not None:
-        counts = split.text_bert[:, 1].float().sum(dim=1)
-        length = split.text_bert.shape[-1]
-    else:
-        counts = (split.text.abs().sum(dim=-1) > 0).sum(dim=1)
-        length = split.text.shape[1]
-    return _valid_lengths(counts, length)
+    """(N,) true text lengths in [1, Lt], as the harness's alignment counts them (`mer_bench.data.align`)."""
+    return text_lengths(split)
 
 
 def _valid_lengths(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -100,23 +92,6 @@ def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, L, D) -> (B, D): the element at each sequence's last valid step."""
     index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, x.shape[-1])
     return x.gather(1, index).squeeze(1)
-
-
-def segment_means(x: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor, out_length: int) -> torch.Tensor:
-    """Average (B, L, D) frames into `segments[b]` equal slices of each valid span -> (B, out_length, D), zero after.
-
-    A vectorised stand-in for word alignment: slice i of a sample covers frames [i*n/k, (i+1)*n/k) of its n valid
-    frames, so audio or vision lines up with the k tokens of its text.
-    """
-    batch, _, dim = x.shape
-    totals = torch.cat([x.new_zeros(batch, 1, dim), x.cumsum(dim=1)], dim=1)             # (B, L+1, D)
-    step = torch.arange(out_length, device=x.device)[None, :]                            # (1, K)
-    n, k = lengths[:, None].to(torch.float64), segments[:, None].to(torch.float64)
-    start = torch.floor(step * n / k).long().clamp(max=lengths[:, None] - 1)             # (B, K)
-    end = torch.maximum(torch.floor((step + 1) * n / k).long(), start + 1).clamp(max=lengths[:, None])
-    pick = lambda at: totals.gather(1, at.unsqueeze(-1).expand(-1, -1, dim))  # noqa: E731
-    means = (pick(end) - pick(start)) / (end - start).unsqueeze(-1).to(x.dtype)
-    return means * (step < segments[:, None]).unsqueeze(-1).to(x.dtype)
 
 
 class LSTMEncoder(nn.Module):

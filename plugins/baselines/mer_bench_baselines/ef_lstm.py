@@ -1,9 +1,10 @@
 """EF-LSTM: early fusion LSTM (the early-fusion baseline of Cambria et al. 2017 / Williams et al. 2018).
 
 The three modalities are concatenated step by step into one sequence and a stacked LSTM reads it; its final state
-goes through a small MLP. Early fusion needs word-aligned sequences: the MMSA files are unaligned, so audio and vision
-frames are averaged over equal slices of each sample's valid span, one slice per text token (MMSA pools the padded
-sequence the same way, padding included). Hyperparameters per dataset are MMSA's (`config_regression.json`, `ef_lstm`).
+goes through a small MLP. Early fusion needs word-aligned sequences: on unaligned files the harness aligns them
+(`mer_bench.data.align`: audio and vision frames averaged over equal slices of each sample's valid span, one slice per
+text token; MMSA pools the padded sequence the same way, padding included); aligned files are read as they are.
+Hyperparameters per dataset are MMSA's (`config_regression.json`, `ef_lstm`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import torch
 from torch import nn
 
 from mer_bench.model import DataInfo
-from mer_bench_baselines.common import Inputs, LSTMEncoder, length_mask, segment_means
-from mer_bench_baselines.training_loop import BaselineModel
+from mer_bench_baselines.aligned import AlignedBaseline, aligned_steps
+from mer_bench_baselines.common import Inputs, LSTMEncoder, length_mask
 
 
 @dataclass
@@ -65,14 +66,12 @@ class EFLSTMNetwork(nn.Module):
                                   nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden_dims, 1))
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
-        text, steps = inputs.text, inputs.text_lengths                                       # (B, Lt, Dt), (B,)
-        audio = segment_means(inputs.audio, inputs.audio_lengths, steps, text.shape[1])     # (B, Lt, Da)
-        vision = segment_means(inputs.vision, inputs.vision_lengths, steps, text.shape[1])  # (B, Lt, Dv)
-        fused = self.norm(torch.cat([text, audio, vision], dim=-1), steps)                   # (B, Lt, Dt+Da+Dv)
+        steps = aligned_steps(inputs)                                                          # (B,)
+        fused = self.norm(torch.cat([inputs.text, inputs.audio, inputs.vision], dim=-1), steps)  # (B, L, Dt+Da+Dv)
         return {"score": self.head(self.lstm(fused, steps)).squeeze(-1)}
 
 
-class EFLSTM(BaselineModel):
+class EFLSTM(AlignedBaseline):
     name = "ef-lstm"
     summary = "Early-fusion LSTM: per-token concatenation of text, audio and vision (MMSA's EF-LSTM)"
     Config = EFLSTMConfig
