@@ -2,6 +2,7 @@
 
 from mer_bench.hookspecs import hookimpl
 from mer_bench_baselines.almt import ALMT
+from mer_bench_baselines.cenet import CENET
 from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
@@ -17,7 +18,7 @@ from mer_bench_baselines.tfn import TFN
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF, MMIM, ALMT)
+          MLFDNN, MTFN, MLMF, MMIM, ALMT, CENET)
 
 
 @hookimpl
