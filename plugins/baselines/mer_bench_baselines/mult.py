@@ -10,6 +10,7 @@ Hyperparameters per dataset are MMSA's (`config_regression.json`, `mult`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,9 @@ PRESETS = {   # MMSA's per-dataset values; "synthetic" is ours, sized for two CP
 }
 
 
+PositionCodes = Callable[[int, int, torch.device], torch.Tensor]
+
+
 class CrossmodalLayer(nn.Module):
     """One pre-norm transformer layer; with a source sequence it is crossmodal (queries from x, keys from source)."""
 
@@ -88,18 +92,25 @@ class CrossmodalLayer(nn.Module):
 
 
 class CrossmodalTransformer(nn.Module):
-    """A stack of layers over position-coded inputs; `source=None` makes it a self-attention transformer."""
+    """A stack of layers over position-coded inputs; `source=None` makes it a self-attention transformer.
 
-    def __init__(self, dim: int, heads: int, layers: int, attn_dropout: float, config: MulTConfig):
+    `config` needs `relu_dropout`, `res_dropout` and `embed_dropout` (MulT's, TETFN's and TFR-Net's configs have them).
+    """
+
+    def __init__(self, dim: int, heads: int, layers: int, attn_dropout: float, config: MulTConfig,
+                 positions: PositionCodes | None = sinusoidal_positions):
         super().__init__()
         self.layers = nn.ModuleList(CrossmodalLayer(dim, heads, attn_dropout, config.relu_dropout, config.res_dropout)
                                     for _ in range(layers))
         self.embed_dropout = nn.Dropout(config.embed_dropout)
         self.final_norm = nn.LayerNorm(dim)
         self.scale = math.sqrt(dim)
+        self.positions = positions       # (length, dim, device) -> (length, dim) codes; None: no position codes
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_dropout(self.scale * x + sinusoidal_positions(x.shape[1], x.shape[2], x.device))
+        if self.positions is None:
+            return self.embed_dropout(self.scale * x)
+        return self.embed_dropout(self.scale * x + self.positions(x.shape[1], x.shape[2], x.device))
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """(B, Lq, d) -> (B, Lq, d); `padding` (B, Lk) is True at the padded steps of the keys: of `source`, or of x."""

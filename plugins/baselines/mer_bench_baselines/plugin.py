@@ -2,7 +2,6 @@
 
 from mer_bench.hookspecs import hookimpl
 from mer_bench_baselines.almt import ALMT
-from mer_bench_baselines.cenet import CENET
 from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
@@ -14,11 +13,13 @@ from mer_bench_baselines.mmim import MMIM
 from mer_bench_baselines.mult import MulT
 from mer_bench_baselines.mtfn import MTFN
 from mer_bench_baselines.self_mm import SelfMM
+from mer_bench_baselines.tetfn import TETFN
 from mer_bench_baselines.tfn import TFN
+from mer_bench_baselines.tfr_net import TFRNet
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF, MMIM, ALMT, CENET)
+          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT)
 
 
 @hookimpl
