@@ -87,7 +87,8 @@ def test_missing_dataset_message_says_where_it_looked_and_offers_synthetic(tmp_p
     assert len(err.strip().splitlines()) == 1
 
 
-def test_debug_shows_the_traceback(capsys):
-    from mer_bench.errors import UserError
-    with pytest.raises(UserError):
-        main(["--debug", "run", "maen", "--dataset", "synthetic"])
+def test_debug_shows_the_traceback_and_keeps_the_exit_status(capsys):
+    code, out, err = invoke(["--debug", "run", "maen", "--dataset", "synthetic"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("Traceback (most recent call last):") and "UserError" in err
+    assert err.splitlines()[-1].startswith("Error: Unknown model 'maen'.")

@@ -9,21 +9,23 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from mer_bench.cli.console import print_error
 from mer_bench.cli.console import stdout as console
-from mer_bench.data.loading import locate, prepare_dataset, spec_from_content, spec_from_path
-from mer_bench.data.mmsa import read_pickle, write_pickle
-from mer_bench.data.report import check_file, check_generated
-from mer_bench.data.specs import DatasetSpec
-from mer_bench.data.synthetic import (MAX_SPLIT_SAMPLES, SEED_RANGE, SHAPES, estimated_bytes, generate_raw,
-                                      request_problem)
-from mer_bench.data.validate import WARNING_PREFIX, Problem
 from mer_bench.errors import UserError
 from mer_bench.plugins import get_catalog
+from mer_bench.runspec import SEED_RANGE
+
+if TYPE_CHECKING:
+    from mer_bench.data.specs import DatasetSpec
+
+# The --like choices are mer_bench.data.synthetic.SHAPES' keys, written out so `--help` need not import the generator
+# (and torch with it); tests/test_cli.py checks that the two lists agree.
+LIKE_CHOICES = ("mosei", "mosi", "sims", "sims-v2", "synthetic")
 
 
 @click.group("data")
@@ -45,6 +47,9 @@ class Target:
 def resolve_target(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None) -> Target:
     """A registered NAME (its file found as `run` finds it), or a PATH whose dataset is given with --dataset, named by
     the MMSA layout of the path, or read off the file's feature sizes."""
+    from mer_bench.data.loading import locate, spec_from_content, spec_from_path
+    from mer_bench.data.mmsa import read_pickle
+
     if data_dir is not None and data_file is not None:
         raise UserError("Give either --data-dir or --data-file, not both.")
     datasets = get_catalog().datasets
@@ -91,6 +96,9 @@ def target_options(command):
 def check_command(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None,
                   as_json: bool) -> None:
     """Validate a dataset file and describe it. Exit status 0 when usable, 2 when not."""
+    from mer_bench.data.report import check_file, check_generated
+    from mer_bench.data.validate import Problem
+
     resolved = resolve_target(target, dataset, data_dir, data_file)
     if resolved.path is None:
         report = check_generated(resolved.spec)
@@ -108,6 +116,8 @@ def check_command(target: str, dataset: str | None, data_dir: Path | None, data_
 
 
 def print_report(report: dict) -> None:
+    from mer_bench.data.validate import Problem
+
     console.print(f"[bold]{report['dataset']}[/bold] ({report['title']}, {report['style'].upper()}-style labels), "
                   f"dataset chosen by {report['dataset_from']}", markup=True)
     console.print(f"source: {report['source']}", markup=False, soft_wrap=True)
@@ -149,6 +159,9 @@ def _shape(columns: dict, key: str) -> str:
 def prepare_command(target: str, dataset: str | None, data_dir: Path | None, data_file: Path | None,
                     rebuild: bool) -> None:
     """Convert a dataset file once into the prepared cache (plain memory-mapped arrays) that later runs load from."""
+    from mer_bench.data.loading import prepare_dataset
+    from mer_bench.data.validate import WARNING_PREFIX
+
     resolved = resolve_target(target, dataset, data_dir, data_file)
     if resolved.path is None:
         raise UserError(f"'{resolved.spec.name}' is generated in memory; there is no file to prepare "
@@ -167,15 +180,18 @@ def prepare_command(target: str, dataset: str | None, data_dir: Path | None, dat
 
 @data_group.command("synth")
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--like", type=click.Choice(sorted(SHAPES)), default="synthetic", show_default=True,
+@click.option("--like", type=click.Choice(LIKE_CHOICES), default="synthetic", show_default=True,
               help="Whose shapes, label style and split sizes to copy.")
 @click.option("--n", "sizes", type=int, nargs=3, default=None, metavar="TRAIN VALID TEST",
-              help=f"Samples per split, each 1..{MAX_SPLIT_SAMPLES:,} (default: those of --like).")
+              help="Samples per split, each 1..1,000,000 (default: those of --like).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help=f"Generator seed, {SEED_RANGE[0]}..{SEED_RANGE[1]} (same seed, same file).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, force: bool) -> None:
     """Write the synthetic dataset (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
+    from mer_bench.data.mmsa import write_pickle
+    from mer_bench.data.synthetic import SHAPES, estimated_bytes, request_problem
+
     sizes = tuple(sizes) if sizes else SHAPES[like].sizes
     problem = request_problem(like, sizes, seed, available_memory())
     if problem:
@@ -190,6 +206,13 @@ def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed
     write_pickle(generate_raw(like, sizes, seed), out)
     console.print(f"wrote {out} ({like}-shaped, {'/'.join(map(str, sizes))} samples, seed {seed}, "
                   f"{out.stat().st_size / 2**20:.1f} MiB)", markup=False, soft_wrap=True)
+
+
+def generate_raw(like: str, sizes: tuple[int, int, int], seed: int) -> dict:
+    """The generator, imported when data is generated (a module-level name, so tests can replace it)."""
+    from mer_bench.data.synthetic import generate_raw as generate
+
+    return generate(like, sizes, seed)
 
 
 def available_memory() -> int | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mer_bench.cli.console import stdout as console
-from mer_bench.cli.run import RichProgress
-from mer_bench.reproduce import Reproduction, prepare, rerun_and_compare
+
+if TYPE_CHECKING:
+    from mer_bench.reproduce import Reproduction
 
 SHOWN_PER_PART = 5   # largest differences listed per part (metrics, predictions, probes) in the text report
 
@@ -30,8 +32,11 @@ def reproduce_command(ctx: click.Context, result_file: Path, data_dir: Path | No
     then compare per-sample predictions, metrics and probes with the recorded ones.
 
     Exit status 0: reproduced exactly or within float noise; 1: DIFFERENT; 2: the run cannot be redone here."""
+    from mer_bench.cli.progress import make_progress
+    from mer_bench.reproduce import prepare, rerun_and_compare   # torch and the models: only when a command runs
+
     rerun = prepare(result_file, out_dir, data_dir, data_file)   # refusals first: one line, no progress bar
-    with RichProgress() as progress:
+    with make_progress([rerun.original.spec]) as progress:
         progress.start_run(rerun.original.spec)
         found = rerun_and_compare(rerun, progress)
     if as_json:

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from mer_bench.cli.console import stderr as status_console
-from mer_bench.cli.console import stdout as console
 from mer_bench.errors import UserError
-from mer_bench.metrics import METRIC_KEYS, METRICS
-from mer_bench.plugins import get_catalog
-from mer_bench.fileio import check_output_dir
-from mer_bench.runner import RunOptions, RunOutcome, check_seed, data_checksum, make_spec, run_many
-from mer_bench.runspec import DEFAULT_SEEDS, RunSpec
-from mer_bench.stats import mean_std
+from mer_bench.runspec import DEFAULT_SEEDS
 
+if TYPE_CHECKING:
+    from mer_bench.runner import RunOutcome
 
+# Heavy modules (torch, the runner, metrics with sklearn, the plugins' models) are imported inside the command, so
+# `mer-bench run --help` stays quick.
 
 MAX_THREADS = 1024   # beyond any machine we know; more threads than that only exhaust the process table
 
@@ -32,6 +27,8 @@ def parse_seeds(text: str) -> list[int]:
         raise UserError(f"--seeds takes comma-separated integers, got '{text}'.") from None
     if not seeds:
         raise UserError("--seeds is empty.")
+    from mer_bench.runner import check_seed
+
     for seed in seeds:
         try:
             check_seed(seed)
@@ -70,7 +67,8 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
               "training now (its lock is held) is waited for, then reused, with or without --force.")
 @click.option("--no-probes", is_flag=True, help="Skip the modality reliance and robustness probes.")
 @click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
-              help="CPU threads for torch (default: torch's own choice). Use 1 on a machine busy with other work.")
+              help="CPU threads for torch (default: the CPUs this process may use: affinity mask, cgroup quota, "
+                   "Slurm's CPUs per task).")
 def run_command(model, dataset, data_dir, data_file, force_dataset, seeds, settings, text_mode, device, epochs,
                 out_dir, force, no_probes, threads) -> None:
     """Train and evaluate MODEL on a dataset over several seeds; write one result file per seed.
@@ -78,18 +76,24 @@ def run_command(model, dataset, data_dir, data_file, force_dataset, seeds, setti
     Run ids name the data by its checksum, so a run on other data (another --data-file) is a new run, never the
     reuse of an old result. A run that another `mer-bench run` or sweep is training at the same moment is waited
     for and its result reused."""
+    from mer_bench.cli.progress import make_progress
+    from mer_bench.fileio import check_output_dir
+    from mer_bench.plugins import get_catalog
+    from mer_bench.runner import RunOptions, data_checksum, make_spec, run_many
+
     if data_dir is not None and data_file is not None:
         raise UserError("Give either --data-dir or --data-file, not both.")
     seed_list = parse_seeds(seeds)   # before any slow step: a bad option fails at once
     raw_settings = parse_settings(settings)
     check_output_dir(out_dir, "--out folder")   # a file, read-only or full: say so before training, not after
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from mer_bench.threads import apply_threads
+
+    apply_threads(threads)
     catalog = get_catalog()
     make_spec(catalog, model, dataset, seed_list[0], raw_settings, text_mode, epochs)   # names and settings first
     checksum = data_checksum(catalog, dataset, data_dir, data_file)
     specs = [make_spec(catalog, model, dataset, seed, raw_settings, text_mode, epochs, checksum) for seed in seed_list]
-    with RichProgress() as progress:
+    with make_progress(specs) as progress:
         options = RunOptions(out_dir=out_dir, data_dir=data_dir, data_file=data_file, device=device, force=force,
                              force_dataset=force_dataset, probes=not no_probes, progress=progress,
                              on_wait=progress.waiting)
@@ -97,50 +101,13 @@ def run_command(model, dataset, data_dir, data_file, force_dataset, seeds, setti
     print_summary(outcomes, out_dir)
 
 
-class RichProgress:
-    """A progress bar per training stage, shown on stderr; implements the model-facing `Progress` protocol."""
-
-    def __init__(self) -> None:
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=status_console,
-                             transient=True)
-        self._run = ""
-        self._task = None
-
-    def __enter__(self) -> RichProgress:
-        self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._bar.__exit__(*exc)
-
-    def start_run(self, spec: RunSpec) -> None:
-        self._run = f"{spec.model} on {spec.dataset}, seed {spec.seed}"
-        self._task = self._bar.add_task(f"{self._run}: loading", total=None, status="")
-
-    def waiting(self, spec: RunSpec, holder: str) -> None:
-        status_console.print(f"{self._run}: another process is training this run ({holder}); waiting for it, "
-                             "then its result is reused", markup=False, highlight=False, soft_wrap=True)
-
-    def start_stage(self, name: str, total: int | None) -> None:
-        if self._task is not None:
-            self._bar.remove_task(self._task)
-        self._task = self._bar.add_task(f"{self._run}: {name}", total=total, status="")
-
-    def advance(self, **status: float) -> None:
-        text = "  ".join(f"{key} {value:.4g}" for key, value in status.items())
-        self._bar.update(self._task, advance=1, status=text)
-
-    def finish_run(self, outcome: RunOutcome) -> None:
-        if self._task is not None:
-            self._bar.remove_task(self._task)
-            self._task = None
-        done = f"done in {outcome.result.timings.get('total', 0):.1f}s"
-        status_console.print(f"{self._run}: {'skipped (result exists)' if outcome.skipped else done}")
-
-
 def print_summary(outcomes: list[RunOutcome], out_dir: Path) -> None:
     """One table per track: test metrics as mean ± sample std over seeds, for the whole test split and its subsets."""
+    from rich.table import Table
+
+    from mer_bench.cli.console import stdout as console
+    from mer_bench.metrics import METRIC_KEYS, METRICS
+
     results = [outcome.result for outcome in outcomes]
     first = results[0]
     style = first.dataset["style"]
@@ -165,6 +132,8 @@ def print_summary(outcomes: list[RunOutcome], out_dir: Path) -> None:
 
 
 def _cell(values: list[float | None]) -> str:
+    from mer_bench.stats import mean_std
+
     mean, std, n = mean_std(values)
     if mean is None:
         return "n/a"
