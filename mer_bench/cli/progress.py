@@ -171,7 +171,8 @@ class PlainProgress:
         self._stage, self._total, self._steps = name, total, 0
         self._stage_started = self._last_line = time.monotonic()
         left = self._clock.time_left()
-        self._line(f"{self._run}: {name}: started" + (f" ({total} steps)" if total else "")
+        noun = STEP_NOUNS.get(name, "epoch")
+        self._line(f"{self._run}: {name}: started" + (f" ({total} {noun}s at most)" if total else "")
                    + (f"; all seeds: about {format_seconds(left)} left" if left is not None else ""))
 
     def advance(self, **status: float) -> None:
@@ -196,7 +197,8 @@ class PlainProgress:
         if self._stage is None:
             return
         elapsed = format_seconds(time.monotonic() - self._stage_started)
-        self._line(f"{self._run}: {self._stage}: finished after {self._steps} step(s) in {elapsed}")
+        noun = STEP_NOUNS.get(self._stage, "epoch")
+        self._line(f"{self._run}: {self._stage}: finished after {self._steps} {noun}(s) in {elapsed}")
         self._stage = None
 
     def _line(self, text: str) -> None:
