@@ -1,4 +1,4 @@
-"""The plugin example in README.md, installed with pip exactly as written, is listed and runnable."""
+"""The plugin example in docs/plugins.md, installed with pip exactly as written, is listed and runnable."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 from tests.entry_points import run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PLUGIN_DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
 
 def readme_plugin_files() -> dict[str, str]:
     """The `pyproject.toml` and `mer_bench_ridge.py` blocks of the "Writing a model plugin" section."""
-    section = README.read_text().split("## Writing a model plugin", 1)[1].split("\n## ", 1)[0]
+    section = PLUGIN_DOC.read_text().split("## Writing a model plugin", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"`([\w.]+)`:\n\n```\w+\n(.*?)```", section, flags=re.S)
     return {name: code for name, code in blocks}
 
