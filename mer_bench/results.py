@@ -58,7 +58,10 @@ RESULT_SCHEMA: dict[str, Any] = {
                            "sha256": {"type": "string"}, "sizes": {"type": "object"},
                            "subsets": {"type": ["object", "null"]}, "notes": {"type": "array"},
                            # optional (older files lack it): "native", "segment-mean" or null, see data/align.py
-                           "alignment": {"enum": ["native", "segment-mean", None]}},
+                           "alignment": {"enum": ["native", "segment-mean", None]},
+                           # optional: generated data's family and every knob (mer_bench.data.synthetic_family)
+                           "generator": {"type": "object", "required": ["family", "knobs"],
+                                         "properties": {"family": {"type": "string"}, "knobs": {"type": "object"}}}},
         },
         "metrics": {
             "type": "object",

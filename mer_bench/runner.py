@@ -305,4 +305,5 @@ def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None, alig
         "sizes": {name: len(data.split(name)) for name in ("train", "valid", "test")},
         "subsets": None if subsets is None else {name: int(index.numel()) for name, index in subsets.items()},
         "notes": list(data.notes), "alignment": alignment,
+        **({"generator": data.spec.generator} if data.spec.generator else {}),   # generated data: every knob
     }

@@ -186,33 +186,43 @@ def prepare_command(target: str, dataset: str | None, data_dir: Path | None, dat
               help="Samples per split, each 1..1,000,000 (default: those of --like).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help=f"Generator seed, {SEED_RANGE[0]}..{SEED_RANGE[1]} (same seed, same file).")
+@click.option("--knob", "knobs", multiple=True, metavar="KNOB=VALUE",
+              help="A knob of the synthetic family (docs/synthetic.md), e.g. text_conflict=0.3; repeatable.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, force: bool) -> None:
-    """Write the synthetic dataset (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
+def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, knobs: tuple[str, ...],
+                  force: bool) -> None:
+    """Write a member of the synthetic family (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
     from mer_bench.data.mmsa import write_pickle
     from mer_bench.data.synthetic import SHAPES, estimated_bytes, request_problem
+    from mer_bench.data.synthetic_family import member_from_options
 
     sizes = tuple(sizes) if sizes else SHAPES[like].sizes
     problem = request_problem(like, sizes, seed, available_memory())
     if problem:
         raise UserError(f"data synth: {problem}.")
+    member = member_from_options(like, sizes, seed, knobs)
+    # lens and dims change the size: the member's own shape is checked and generated (else the preset's name)
+    shape = member.shape if member.lens or member.dims else like
+    if shape is not like and (problem := request_problem(shape, sizes, seed, available_memory())):
+        raise UserError(f"data synth: {problem}.")
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to overwrite it.")
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such folder.")
-    needed, free = estimated_bytes(like, sizes), shutil.disk_usage(out.parent).free
+    needed, free = estimated_bytes(shape, sizes), shutil.disk_usage(out.parent).free
     if needed > free:
         raise UserError(f"{out.parent}: the file needs about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free.")
-    write_pickle(generate_raw(like, sizes, seed), out)
+    write_pickle(generate_raw(shape, sizes, seed, member.knobs), out)
     console.print(f"wrote {out} ({like}-shaped, {'/'.join(map(str, sizes))} samples, seed {seed}, "
-                  f"{out.stat().st_size / 2**20:.1f} MiB)", markup=False, soft_wrap=True)
+                  f"{out.stat().st_size / 2**20:.1f} MiB; member {member.name})", markup=False, soft_wrap=True)
 
 
-def generate_raw(like: str, sizes: tuple[int, int, int], seed: int) -> dict:
+def generate_raw(like, sizes: tuple[int, int, int], seed: int, knobs=None) -> dict:
     """The generator, imported when data is generated (a module-level name, so tests can replace it)."""
+    from mer_bench.data.synthetic import Knobs
     from mer_bench.data.synthetic import generate_raw as generate
 
-    return generate(like, sizes, seed)
+    return generate(like, sizes, seed, knobs=knobs or Knobs())
 
 
 def available_memory() -> int | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mer_bench.data.split import MERData
@@ -31,6 +31,8 @@ class DatasetSpec:
     synthetic: bool = False                    # generated data: results are labelled synthetic everywhere
     aligned: bool = False                      # word-aligned files (one step per word in every modality, no lengths)
     generate: Callable[[], MERData] | None = None  # builds the data in memory instead of reading a file
+    # generated data: {"family": ..., "knobs": {...every knob...}}, recorded in result files (not compared or hashed)
+    generator: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def label_range(self) -> tuple[float, float]:
