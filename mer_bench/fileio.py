@@ -131,17 +131,27 @@ def make_temp_dir(parent: Path | str, prefix: str) -> Path:
 
 
 def check_output_dir(path: Path | str, what: str = "results folder") -> Path:
-    """Fail early, before any training, when results could not be written under `path`: it is a file, cannot be
-    created, or a test file cannot be written in it (read-only, full, out of quota). Creates the folder."""
+    """Fail early, before any training, when results could not be written under `path`: it (or a folder above it)
+    is a file, or a test file cannot be written in its nearest existing folder (read-only, full, out of quota).
+    Creates nothing: a run that then fails on its input leaves no empty folders behind."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(20, f"{path}: the {what} is a file, not a folder")
-    ensure_dir(path)
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise OutputError(20, f"{path}: the {what} is a file, not a folder" if existing == path
+                          else f"{path}: cannot create the {what}: {existing} is a file")
     try:
-        with tempfile.TemporaryFile(dir=path) as probe:
+        with tempfile.TemporaryFile(dir=existing) as probe:
             probe.write(b"mer-bench write check")
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as error:
         raise output_error(path, error, f"cannot write in the {what}") from None
+    return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` itself if it exists, else its closest existing parent (the folder a mkdir would start from)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
     return path

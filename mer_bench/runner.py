@@ -122,6 +122,7 @@ def _reuse_or_run(spec: RunSpec, options: RunOptions, catalog: Catalog,
     path = spec.result_path(options.out_dir)
     if path.exists() and not options.force:
         return RunOutcome(spec, path, read_result(path), skipped=True)
+    data = data_for(spec)      # before the lock (which creates the run's folder): unusable data leaves nothing behind
     lock = RunLock(lock_path(spec, options.out_dir))
     waited = False
     while not lock.acquire():
@@ -132,7 +133,7 @@ def _reuse_or_run(spec: RunSpec, options: RunOptions, catalog: Catalog,
     try:
         if path.exists() and (waited or not options.force):   # the holder we waited for has just written it
             return RunOutcome(spec, path, read_result(path), skipped=True)
-        return run_one(spec, data_for(spec), options, catalog)
+        return run_one(spec, data, options, catalog)
     finally:
         lock.release()
 
@@ -219,8 +220,15 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
         environment=environment(device, {"name": entry.plugin, "distribution": entry.distribution,
                                          "version": entry.version}),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=spec.command(data_options(options, data)))
+        command=spec.command(data_options(options, data)), extra=_claims(model, test_predictions, test_subsets, probes))
     return RunOutcome(spec, write_result(result, options.out_dir), result, skipped=False)
+
+
+def _claims(model: Model, test: Predictions, subsets: dict[str, torch.Tensor] | None, probes: dict | None) -> dict:
+    """{"claims": ...} for a model with an optional `claim_checks(test predictions, test subsets, probes)` method
+    (what its mechanisms did, e.g. CMC's; called after the fit, so it may look at the test split), else {}."""
+    checks = getattr(model, "claim_checks", None)
+    return {"claims": checks(test, subsets, probes)} if checks is not None else {}
 
 
 def data_info(data: MERData, text_mode: str) -> DataInfo:
