@@ -130,3 +130,16 @@ def test_board_marks_rows_of_aligned_input_and_keeps_them_apart():
     table = next(table for table in build_tables(board, {}) if table.track == "regression")
     views = {row.group.key.alignment: row_view(row, table.columns) for row in table.rows}
     assert views[SEGMENT_MEAN]["aligned"] == "aligned input (segment-mean)" and views[None]["aligned"] is None
+
+
+def test_data_synth_writes_the_aligned_variant(tmp_path, capsys):
+    from mer_bench.cli import run_cli
+
+    out = tmp_path / "aligned_50.pkl"
+    status = run_cli(["data", "synth", str(out), "--like", "mosi", "--n", *map(str, SIZES), "--seed", "3",
+                      "--aligned"], debug=False)
+    assert status == 0 and "word-aligned" in capsys.readouterr().out
+    written = pickle.loads(out.read_bytes())
+    expected = generate_raw("mosi", SIZES, 3, aligned=True)
+    np.testing.assert_array_equal(written["test"]["vision"], expected["test"]["vision"])
+    assert "vision_lengths" not in written["test"]

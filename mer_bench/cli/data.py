@@ -188,9 +188,12 @@ def prepare_command(target: str, dataset: str | None, data_dir: Path | None, dat
               help=f"Generator seed, {SEED_RANGE[0]}..{SEED_RANGE[1]} (same seed, same file).")
 @click.option("--knob", "knobs", multiple=True, metavar="KNOB=VALUE",
               help="A knob of the synthetic family (docs/synthetic.md), e.g. text_conflict=0.3; repeatable.")
+@click.option("--aligned", is_flag=True,
+              help="Word-aligned layout, as MMSA's aligned_50.pkl (every modality the text's length, no lengths): "
+                   "the same samples, aligned as the harness aligns them; run it as mosi-aligned or mosei-aligned.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed: int, knobs: tuple[str, ...],
-                  force: bool) -> None:
+                  aligned: bool, force: bool) -> None:
     """Write a member of the synthetic family (planted cross-modal conflict, unimodal labels) as an MMSA pickle."""
     from mer_bench.data.mmsa import write_pickle
     from mer_bench.data.synthetic import SHAPES, estimated_bytes, request_problem
@@ -212,17 +215,18 @@ def synth_command(out: Path, like: str, sizes: tuple[int, int, int] | None, seed
     needed, free = estimated_bytes(shape, sizes), shutil.disk_usage(out.parent).free
     if needed > free:
         raise UserError(f"{out.parent}: the file needs about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free.")
-    write_pickle(generate_raw(shape, sizes, seed, member.knobs), out)
-    console.print(f"wrote {out} ({like}-shaped, {'/'.join(map(str, sizes))} samples, seed {seed}, "
+    write_pickle(generate_raw(shape, sizes, seed, member.knobs, aligned), out)
+    console.print(f"wrote {out} ({like}-shaped{', word-aligned' if aligned else ''}, {'/'.join(map(str, sizes))} "
+                  f"samples, seed {seed}, "
                   f"{out.stat().st_size / 2**20:.1f} MiB; member {member.name})", markup=False, soft_wrap=True)
 
 
-def generate_raw(like, sizes: tuple[int, int, int], seed: int, knobs=None) -> dict:
+def generate_raw(like, sizes: tuple[int, int, int], seed: int, knobs=None, aligned: bool = False) -> dict:
     """The generator, imported when data is generated (a module-level name, so tests can replace it)."""
     from mer_bench.data.synthetic import Knobs
     from mer_bench.data.synthetic import generate_raw as generate
 
-    return generate(like, sizes, seed, knobs=knobs or Knobs())
+    return generate(like, sizes, seed, aligned=aligned, knobs=knobs or Knobs())
 
 
 def available_memory() -> int | None:

@@ -6,6 +6,7 @@ from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.mean import MeanPredictor
+from mer_bench_baselines.mfn import MFN
 from mer_bench_baselines.misa import MISA
 from mer_bench_baselines.mlf_dnn import MLFDNN
 from mer_bench_baselines.mlmf import MLMF
@@ -19,7 +20,8 @@ from mer_bench_baselines.tfr_net import TFRNet
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT)
+          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT,
+          MFN)
 
 
 @hookimpl
