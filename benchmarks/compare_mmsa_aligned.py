@@ -98,7 +98,8 @@ def compare_mfn(root: Path, preset: str) -> float:
     args = SimpleNamespace(
         feature_dims=FEATURE_DIMS, hidden_dims=c.hidden_dims, memsize=c.memsize, windowsize=2,
         train_mode="regression", num_classes=1,
-        NN1Config={"shapes": c.att1_size, "drop": c.att1_dropout}, NN2Config={"shapes": c.att2_size, "drop": c.att2_dropout},
+        NN1Config={"shapes": c.att1_size, "drop": c.att1_dropout},
+        NN2Config={"shapes": c.att2_size, "drop": c.att2_dropout},
         gamma1Config={"shapes": c.gamma1_size, "drop": c.gamma1_dropout},
         gamma2Config={"shapes": c.gamma2_size, "drop": c.gamma2_dropout},
         outConfig={"shapes": c.out_size, "drop": c.out_dropout})

@@ -72,7 +72,8 @@ class MFNNetwork(nn.Module):
     def __init__(self, info: DataInfo, config: MFNConfig):
         super().__init__()
         self.hidden_dims = config.hidden_dims
-        self.cells = nn.ModuleList(nn.LSTMCell(dim, hidden) for dim, hidden in zip(info.feature_dims, config.hidden_dims))
+        self.cells = nn.ModuleList(nn.LSTMCell(dim, hidden)                     # text, audio, vision
+                                   for dim, hidden in zip(info.feature_dims, config.hidden_dims))
         window = 2 * sum(config.hidden_dims)           # cell states of the previous and the current step
         self.attention = two_layer(window, config.att1_size, window, config.att1_dropout)
         self.proposal = two_layer(window, config.att2_size, config.memsize, config.att2_dropout)
