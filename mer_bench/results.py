@@ -78,6 +78,8 @@ RESULT_SCHEMA: dict[str, Any] = {
                            "subsets": {"type": ["object", "null"]}, "extras": {"type": "object"}},
         },
         "probes": {"type": ["object", "null"]},
+        # optional: what a model's mechanisms did (CMC: PLGM, router, text reliance; mer_bench_cmc/claims.py)
+        "claims": {"type": ["object", "null"]},
         "timings": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
         "parameters": {"type": "integer"},
         "environment": {"type": "object"},

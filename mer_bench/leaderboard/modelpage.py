@@ -12,6 +12,7 @@ from mer_bench.results import RunResult
 from mer_bench.stats import summarize
 
 from mer_bench.leaderboard.boards import Board, Group, newest_run
+from mer_bench.leaderboard.claims import CLAIM_COLUMNS, claim_rows
 from mer_bench.leaderboard.columns import PROBES, metric_value, probe_value, subset_label
 from mer_bench.leaderboard.views import mean_std_text, number, sort_value
 
@@ -138,6 +139,7 @@ def model_page(board: Board, group: Group) -> dict[str, Any]:
         "main_label": METRICS[MAIN_METRIC].label, "subset_tables": subset_tables(board, group, tracks),
         "run_metrics": run_metric_tables(board, group, tracks),
         "gates": gate_rows(board, group), "modalities": MODALITIES,
+        "claims": claim_rows(group.runs), "claim_columns": CLAIM_COLUMNS,
         "probes": probe_rows(group), "probe_columns": PROBES,
         "tuned": [{"page": f"../{item.page}", "summary": item.summary} for item in group.tuned],
     }

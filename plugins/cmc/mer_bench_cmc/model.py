@@ -12,6 +12,7 @@ from mer_bench.data import Split
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext, Predictions, TorchModel
 from mer_bench.training import epoch_budget
+from mer_bench_cmc.claims import claims_record, plgm_claims
 from mer_bench_cmc.config import CMCConfig, check_cmc_config, preset_config
 from mer_bench_cmc.encoders import MODALITIES, BertText
 from mer_bench_cmc.inputs import FrozenBert, SplitTensors
@@ -59,6 +60,8 @@ class CMC(TorchModel):
                         for split in (train, valid))
         stage1_inputs = self._text_inputs(tensors, config.finetune_bert_stage1, ctx)
         result = self._stage1(*stage1_inputs, ctx, generator)
+        # read-only comparisons of labels already on hand: no RNG draw, no forward pass, predictions unchanged
+        self.plgm_record = plgm_claims(result.train_targets, result.valid_targets, *tensors, self.pseudo_labels)
         self.network.load_state_dict(transferred_state(self.network.state_dict(), result.states))
         stage2_inputs = stage1_inputs
         if config.finetune_bert_stage1 or config.finetune_bert_stage2:
@@ -120,6 +123,10 @@ class CMC(TorchModel):
         tensors = SplitTensors.from_split(split, self.info.text_mode, device, self.config.masked_pooling)
         probs, gates = infer(self.network, tensors, self.config.eval_batch_size, self.config.amp)
         return Predictions(probs=probs, extras={"gates": gates})
+
+    def claim_checks(self, test: Predictions, subsets: dict[str, torch.Tensor] | None, probes: dict | None) -> dict:
+        """The run's "claims" record (mer_bench_cmc.claims), after the fit: PLGM from fit, router on the test split."""
+        return claims_record(getattr(self, "plgm_record", None), test.extras.get("gates"), subsets, probes)
 
 
 class CMCGT(CMC):
