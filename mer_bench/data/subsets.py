@@ -1,7 +1,7 @@
 """Semantic-inconsistency subsets of a split, built from its unimodal labels.
 
 The CMC paper tests on consistent / inconsistent subsets of SIMS but never published the rule that built them, so this
-rule is ours (documented in the README):
+rule is ours (documented in docs/datasets.md):
 - polarity of a label: negative < 0, neutral = 0, positive > 0;
 - ``consistent``: the T, A and V labels all have the multimodal label's polarity;
 - ``inconsistent``: at least one of them differs;

@@ -3,7 +3,7 @@
 A grid file names models, datasets and seeds, and per model a hyperparameter grid (every combination is run) plus
 settings held fixed. Relative paths in the file (``results``, ``selections``, ``data_dir``) are resolved against the
 folder of the grid file, so a sweep finds its results again wherever it is started from (a laptop shell, a Slurm job).
-The format is documented in README.md ("Sweeps") and in `mer_bench.sweep`.
+The format is documented in docs/sweeps.md and in `mer_bench.sweep`.
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from mer_bench.data.split import MERData
 from mer_bench.errors import EnvironmentProblem, UserError
+from mer_bench.model import NullProgress
 from mer_bench.plugins import Catalog, get_catalog
 from mer_bench.runner import RunOptions, check_data_identity, load_checked, run_one
 from mer_bench.runner import data_options as runner_data_options
@@ -40,6 +42,7 @@ class WorkerSettings:
     device: str = "auto"
     probes: bool = True
     retry_failed: bool = False
+    progress_lines: bool = False   # timestamped stage/epoch lines on stderr (a Slurm task's log has no other view)
 
 
 _catalog: Catalog | None = None
@@ -68,16 +71,28 @@ def execute_run(spec: RunSpec, settings: WorkerSettings) -> str:
 def _train(spec: RunSpec, settings: WorkerSettings) -> str:
     started = time.time()
     catalog = _get_catalog()
+    progress = _progress_lines(spec) if settings.progress_lines else NullProgress()
     options = RunOptions(out_dir=settings.out_dir, data_dir=settings.data_dir, device=settings.device,
-                         probes=settings.probes)
+                         probes=settings.probes, progress=progress)
     data = _environment(lambda: _ready_data(spec, catalog, options))
     try:
-        run_one(spec, data, options, catalog)
+        outcome = run_one(spec, data, options, catalog)
+        if settings.progress_lines:
+            progress.finish_run(outcome)
     except Exception as error:  # any failure of one run is recorded and the sweep goes on
         write_failure(spec, settings.out_dir, error, started, command=spec.command(data_options(data, settings)))
         return FAILED
     failure_path(spec, settings.out_dir).unlink(missing_ok=True)
     return DONE
+
+
+def _progress_lines(spec: RunSpec):
+    """The plain reporter of `mer-bench run` under Slurm, for one run (imported here: local workers never need it)."""
+    from mer_bench.cli.progress import PlainProgress, plain_interval
+
+    progress = PlainProgress([spec], sys.stderr, interval_s=plain_interval())
+    progress.start_run(spec)
+    return progress
 
 
 def data_options(data: MERData, settings: WorkerSettings) -> tuple[str, ...]:
@@ -118,6 +133,7 @@ def _dataset(catalog: Catalog, name: str, options: RunOptions) -> MERData:
 def run_slurm_task(specs: list[RunSpec], settings: WorkerSettings) -> list[str]:
     """The body of one Slurm array task: its runs one after the other, with the CPU threads Slurm gave it."""
     apply_threads()      # the CPUs Slurm gave the task: its binding, cgroup quota and SLURM_CPUS_PER_TASK
+    settings = dataclasses.replace(settings, progress_lines=True)
     outcomes = []
     for spec in specs:
         try:
