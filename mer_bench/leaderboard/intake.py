@@ -213,6 +213,8 @@ def recompute_problem(result: RunResult) -> str | None:
 def _differs(stored: dict[str, Any], recomputed: dict[str, float | None]) -> str | None:
     for key in sorted(set(stored) | set(recomputed)):
         old, new = stored.get(key), recomputed.get(key)
+        if new is not None and not np.isfinite(new):   # undefined (e.g. an empty subset): result files store null
+            new = None
         same = old is None and new is None if old is None or new is None else abs(old - new) <= TOLERANCE
         if not same:
             return (f"{key}': the file says {old}, its stored predictions give {new}; metrics that disagree with "

@@ -30,6 +30,7 @@ from mer_bench.leaderboard.render import board_page, index_page, model_pages, se
 from mer_bench.leaderboard.reported import reported_for
 from mer_bench.leaderboard.selections import (SelectionError, SelectionFile, Tuned, attach_selections,
                                               hide_unchosen_candidates, sibling_folders)
+from mer_bench.leaderboard.stress import stress_files
 from mer_bench.leaderboard.views import csv_name
 
 SHOWN_PROBLEMS = 5                 # skipped files named in the one-line error when none was usable
@@ -85,6 +86,7 @@ def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> d
             files[f"{board.slug}/{page}"] = html
     for item in tuned:
         files[f"{item.board.slug}/{item.page}"] = selection_page(item)
+    files.update(stress_files([run for board, _ in boards for run in board.runs]))   # {} without family runs
     files[MANIFEST] = "".join(f"{path}\n" for path in sorted(files))
     return {path: text.encode("utf-8") for path, text in files.items()}
 

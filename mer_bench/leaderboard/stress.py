@@ -1,0 +1,153 @@
+"""The stress page: how models fare as the text conflict rate of the synthetic family rises.
+
+Runs on members of the synthetic family (result files with ``dataset.generator``, see
+mer_bench/data/synthetic_family.py) are grouped into series: every knob the same except ``text_conflict``. Per
+series, per model (name and overrides) and per conflict rate: the mean over seeds of Acc-2 (Has0) on the
+text-conflict test subset, and of the text reliance share from the probes. The page plots both against the rate
+(inline SVG, one panel each), lists the numbers in a table, and the same numbers go to stress/stress.json and
+stress/stress.csv. Nothing here runs a model; the page is empty of series until such results exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+from mer_bench.results import RunResult
+
+from mer_bench.leaderboard.svg import Figure, line_style
+
+METRIC = "has0_acc2"               # defined the same way on both tracks (mer_bench.metrics)
+SUBSET = "text-conflict"
+VARYING = "text_conflict"
+QUANTITIES = (("accuracy", "Acc-2 (Has0) on the text-conflict subset"), ("text_reliance", "Text reliance share"))
+WIDTH, HEIGHT, LEGEND = 360.0, 240.0, 230.0
+MARGIN = {"left": 48.0, "right": 14.0, "top": 30.0, "bottom": 44.0}
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def run_point(run: RunResult) -> tuple[str, str, float, dict[str, float | None]] | None:
+    """(series key, model label, conflict rate, {quantity: value}) of a run on a family member, else None."""
+    generator = run.dataset.get("generator")
+    knobs = generator.get("knobs") if isinstance(generator, dict) else None
+    rate = _number(knobs.get(VARYING)) if isinstance(knobs, dict) else None
+    if rate is None:
+        return None
+    series = json.dumps({key: value for key, value in knobs.items() if key != VARYING}, sort_keys=True)
+    tracks = ((run.metrics.get("test") or {}).get(SUBSET) or {})
+    accuracy = next((_number(table.get(METRIC)) for table in tracks.values() if isinstance(table, dict)
+                     and _number(table.get(METRIC)) is not None), None)
+    overrides = run.spec.overrides
+    label = run.spec.model + (" (" + ", ".join(f"{k}={v}" for k, v in overrides) + ")" if overrides else "")
+    return series, label, rate, {"accuracy": accuracy, "text_reliance": _number((run.probes or {}).get(
+        "text_reliance_share"))}
+
+
+def stress_series(runs: list[RunResult]) -> list[dict[str, Any]]:
+    """[{"knobs": {...}, "rates": [...], "models": {label: {quantity: [mean or None per rate], "seeds": [n]}}}]."""
+    values: dict[str, dict[str, dict[float, dict[str, list[float]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    for point in filter(None, map(run_point, runs)):
+        series, label, rate, measured = point
+        values[series][label][rate]["runs"].append(1.0)
+        for quantity, value in measured.items():
+            if value is not None:
+                values[series][label][rate][quantity].append(value)
+    result = []
+    for series in sorted(values):
+        rates = sorted({rate for per_rate in values[series].values() for rate in per_rate})
+        models = {label: {**{q: [_mean(per_rate[rate][q]) if rate in per_rate else None for rate in rates]
+                             for q, _ in QUANTITIES},
+                          "runs": [len(per_rate[rate]["runs"]) if rate in per_rate else 0 for rate in rates]}
+                  for label, per_rate in sorted(values[series].items())}
+        result.append({"knobs": json.loads(series), "rates": rates, "models": models})
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def series_figure(series: dict[str, Any], index: int) -> Figure:
+    """Two panels (accuracy on text-conflict, text reliance) against the conflict rate, one line per model."""
+    labels = list(series["models"])
+    figure = Figure(f"stress-{index}", 2 * WIDTH + LEGEND, max(HEIGHT, 40 + 15 * len(labels)),
+                    "Text-conflict accuracy and text reliance against the text conflict rate",
+                    f"Two line charts over text conflict rates {', '.join(f'{r:g}' for r in series['rates'])}, one "
+                    f"line per model ({len(labels)}); the numbers are in the table below the figure.")
+    for panel, (quantity, title) in enumerate(QUANTITIES):
+        lines = [series["models"][label][quantity] for label in labels]
+        _panel(figure, panel * WIDTH, title, series["rates"], lines)
+    for position, label in enumerate(labels):
+        colour, dash, marker = line_style(position)
+        top = 30 + position * 15
+        figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], colour, dash)
+        figure.marker(2 * WIDTH + 21, top, marker, colour)
+        figure.text(2 * WIDTH + 40, top + 4, label[:40])
+    return figure
+
+
+def _panel(figure: Figure, left: float, title: str, rates: list[float], lines: list[list[float | None]]) -> None:
+    """Axes from 0 to 1 on y and the rates' range on x; a line is broken where a value is missing."""
+    x0, x1 = left + MARGIN["left"], left + WIDTH - MARGIN["right"]
+    y0, y1 = HEIGHT - MARGIN["bottom"], MARGIN["top"]
+    span = (max(rates) - min(rates)) or 1.0
+    x = lambda rate: x0 + (x1 - x0) * (rate - min(rates)) / span       # noqa: E731
+    y = lambda value: y0 - (y0 - y1) * min(max(value, 0.0), 1.0)        # noqa: E731
+    figure.text(x0, 16, title, css="panel-title")
+    figure.line(x0, y0, x1, y0)
+    figure.line(x0, y0, x0, y1)
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        figure.line(x0 - 3, y(tick), x1, y(tick), css="grid")
+        figure.text(x0 - 5, y(tick) + 3.5, f"{tick:.2f}", anchor="end")
+    for rate in rates:
+        figure.text(x(rate), y0 + 14, f"{rate:g}", anchor="middle")
+    figure.text((x0 + x1) / 2, y0 + 32, "text conflict rate", anchor="middle")
+    for index, line in enumerate(lines):
+        colour, dash, marker = line_style(index)
+        points = [(x(rate), y(value)) for rate, value in zip(rates, line) if value is not None]
+        if len(points) > 1:
+            figure.polyline(points, colour, dash)
+        for (px, py), value in zip(points, [value for value in line if value is not None]):
+            figure.marker(px, py, marker, colour, f"{value:.4f}")
+
+
+def stress_csv(all_series: list[dict[str, Any]]) -> str:
+    """One row per series, model and rate; labels from result files are prefixed when they could be formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["series", "knobs", "model", "text_conflict", "runs", "accuracy_text_conflict", "text_reliance"])
+    for number, series in enumerate(all_series, 1):
+        knobs = json.dumps(series["knobs"], sort_keys=True)
+        for label, row in series["models"].items():
+            for position, rate in enumerate(series["rates"]):
+                writer.writerow([number, knobs, _cell(label), rate, row["runs"][position],
+                                 row["accuracy"][position], row["text_reliance"][position]])
+    return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def stress_files(runs: list[RunResult]) -> dict[str, str]:
+    """{path: text} of the stress page and its downloads; {} when no run is on a family member."""
+    from mer_bench.leaderboard.render import render
+
+    all_series = stress_series(runs)
+    if not all_series:
+        return {}
+    pages = [{"number": number, "knobs": series["knobs"], "rates": series["rates"], "models": series["models"],
+              "figure": series_figure(series, number)} for number, series in enumerate(all_series, 1)]
+    return {"stress/index.html": render("stress.html", root="../", pages=pages, quantities=QUANTITIES),
+            "stress/stress.json": json.dumps({"format_version": 1, "metric": METRIC, "subset": SUBSET,
+                                              "series": all_series}, indent=1, sort_keys=True) + "\n",
+            "stress/stress.csv": stress_csv(all_series)}
