@@ -51,6 +51,7 @@ def test_the_stress_page_plots_and_tabulates_each_model_against_the_conflict_rat
     assert "<script>" not in html.split("</head>")[1]          # inline SVG, no scripts in the page body
     table = html[html.index('id="stress-table-1"'):]
     assert ">text-follower</th>" in table and "<td>0.700</td>" in table   # reliance 0.3 + 0.4 at rate 0.4
+    assert 'href="stress/index.html"' in (stress_site / "index.html").read_text()     # linked from the index
 
 
 def test_the_downloads_hold_the_same_numbers(stress_site):

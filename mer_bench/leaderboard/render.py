@@ -44,7 +44,8 @@ def static_files() -> dict[str, str]:
     return {name: folder.joinpath(name).read_text(encoding="utf-8") for name in STATIC_FILES}
 
 
-def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> str:
+def index_page(boards: list[tuple[Board, list[Table]]], result_count: int, stress: bool = False) -> str:
+    """`stress`: link the stress page (`mer_bench.leaderboard.stress`), written when some runs are on family members."""
     rows = []
     for board, tables in boards:
         counts = {table.track: len(table.rows) for table in tables[1:]}     # the first is the main table
@@ -52,7 +53,7 @@ def index_page(boards: list[tuple[Board, list[Table]]], result_count: int) -> st
                      "runs": len(board.runs), "last_update": board.last_update})
     last_update = max((row["last_update"] for row in rows), default="none")
     return render("index.html", root="", rows=rows, tracks=[TRACK_TITLES[track] for track in TRACK_ORDER],
-                  last_update=last_update, result_count=result_count)
+                  last_update=last_update, result_count=result_count, stress=stress)
 
 
 def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:

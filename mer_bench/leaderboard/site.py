@@ -73,8 +73,9 @@ def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> d
     """{relative path: content} of every file of the site."""
     by_slug = {board.slug: board for board, _ in boards}
     runs = sum(len(board.runs) for board, _ in boards)
-    files: dict[str, str] = {".nojekyll": "", "index.html": index_page(boards, runs),
-                             "results.json": results_json(boards)}
+    stress = stress_files([run for board, _ in boards for run in board.runs])   # {} without family runs
+    files: dict[str, str] = {".nojekyll": "", "index.html": index_page(boards, runs, stress=bool(stress)),
+                             "results.json": results_json(boards), **stress}
     files.update({f"static/{name}": text for name, text in static_files().items()})
     for board, tables in boards:
         siblings = [by_slug[slug] for slug in board.siblings]
@@ -86,7 +87,6 @@ def site_files(boards: list[tuple[Board, list[Table]]], tuned: list[Tuned]) -> d
             files[f"{board.slug}/{page}"] = html
     for item in tuned:
         files[f"{item.board.slug}/{item.page}"] = selection_page(item)
-    files.update(stress_files([run for board, _ in boards for run in board.runs]))   # {} without family runs
     files[MANIFEST] = "".join(f"{path}\n" for path in sorted(files))
     return {path: text.encode("utf-8") for path, text in files.items()}
 
