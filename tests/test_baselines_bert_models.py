@@ -2,8 +2,8 @@
 mode and injection) and, end to end on the synthetic data (marked slow), that each beats the mean predictor.
 
 Measured on a shared two-core machine (`--threads 1`, seed 1111, default epochs): mmim 12 s, almt 33 s (wall; 14 s
-CPU), cenet 36 s in text mode bert with a two-layer tiny random BERT (wall; 15 s CPU). The end-to-end tests below
-use 12 epochs and take about 40 s together.
+CPU), cenet 36 s in text mode bert with a two-layer tiny random BERT (wall; 15 s CPU); test MAE 0.323, 0.298 and
+0.377 against the mean predictor's 0.51. The end-to-end tests below run the same (about 45 s of CPU together).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def test_the_three_models_are_registered():
 
 def run_and_score(model: str, data, out_dir, text_mode=None, settings=None) -> float:
     catalog = get_catalog()
-    spec = make_spec(catalog, model, "synthetic", 1111, settings=settings, text_mode=text_mode, epochs=12)
+    # default epochs (30 on synthetic, early stopping): the budget the measured CLI runs above used
+    spec = make_spec(catalog, model, "synthetic", 1111, settings=settings, text_mode=text_mode)
     outcome = run_one(spec, data, RunOptions(out_dir=out_dir, device="cpu", probes=False), catalog)
     return read_result(outcome.path).metrics["test"]["all"]["regression"]["mae"]
 
