@@ -69,7 +69,10 @@ def two_layer(in_size: int, hidden: int, out_size: int, dropout: float) -> nn.Se
 
 
 class MFNNetwork(nn.Module):
-    def __init__(self, info: DataInfo, config: MFNConfig):
+    """MFN; with `with_head=False` only the recurrence, read through `final_state` (MFM's multimodal encoder). The
+    head is built last, so the other layers draw the same initial weights either way."""
+
+    def __init__(self, info: DataInfo, config: MFNConfig, with_head: bool = True):
         super().__init__()
         self.hidden_dims = config.hidden_dims
         self.cells = nn.ModuleList(nn.LSTMCell(dim, hidden)                     # text, audio, vision
@@ -79,10 +82,19 @@ class MFNNetwork(nn.Module):
         self.proposal = two_layer(window, config.att2_size, config.memsize, config.att2_dropout)
         self.retain_gate = two_layer(window + config.memsize, config.gamma1_size, config.memsize, config.gamma1_dropout)
         self.update_gate = two_layer(window + config.memsize, config.gamma2_size, config.memsize, config.gamma2_dropout)
-        self.head = two_layer(sum(config.hidden_dims) + config.memsize, config.out_size, 1, config.out_dropout)
         self.memsize = config.memsize
+        if with_head:
+            self.head = two_layer(self.final_size, config.out_size, 1, config.out_dropout)
+
+    @property
+    def final_size(self) -> int:
+        return sum(self.hidden_dims) + self.memsize
 
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
+        return {"score": self.head(self.final_state(inputs)).squeeze(-1)}
+
+    def final_state(self, inputs: Inputs) -> torch.Tensor:
+        """(B, sum(H) + M): the hidden states of the three LSTMs and the memory at each sample's last step."""
         sequences = (inputs.text, inputs.audio, inputs.vision)               # (B, L, D*) each, one L
         batch, length = inputs.text.shape[:2]
         valid = length_mask(aligned_steps(inputs), length)                  # (B, L)
@@ -100,7 +112,7 @@ class MFNNetwork(nn.Module):
             memory = torch.where(keep, updated, memory)
             hidden = [torch.where(keep, h, old) for (h, _), old in zip(new, hidden)]
             cells = [torch.where(keep, c, old) for (_, c), old in zip(new, cells)]
-        return {"score": self.head(torch.cat([*hidden, memory], dim=1)).squeeze(-1)}
+        return torch.cat([*hidden, memory], dim=1)
 
 
 class MFN(AlignedBaseline):

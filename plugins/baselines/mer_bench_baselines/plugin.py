@@ -3,9 +3,12 @@
 from mer_bench.hookspecs import hookimpl
 from mer_bench_baselines.almt import ALMT
 from mer_bench_baselines.ef_lstm import EFLSTM
+from mer_bench_baselines.graph_mfn import GraphMFN
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
+from mer_bench_baselines.mctn import MCTN
 from mer_bench_baselines.mean import MeanPredictor
+from mer_bench_baselines.mfm import MFM
 from mer_bench_baselines.mfn import MFN
 from mer_bench_baselines.misa import MISA
 from mer_bench_baselines.mlf_dnn import MLFDNN
@@ -21,7 +24,7 @@ from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVi
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
           MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT,
-          MFN)
+          MFN, MCTN, MFM, GraphMFN)
 
 
 @hookimpl
