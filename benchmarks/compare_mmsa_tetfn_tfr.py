@@ -102,7 +102,8 @@ def without_listed_deviations(network: nn.Module) -> None:
             module.attn_mask = False
         if type(module).__name__ == "SinusoidalPositionalEmbedding":
             every_step = type(module).forward
-            module.forward = lambda steps, module=module, every_step=every_step: every_step(module, torch.ones_like(steps))
+            module.forward = lambda steps, module=module, every_step=every_step: every_step(
+                module, torch.ones_like(steps))
 
 
 def transformer_name(rest: str) -> str | None:
@@ -188,7 +189,8 @@ def tetfn_name(mmsa: str) -> str | None:
 
 def tetfn_args(config) -> Args:
     c = config
-    args = Args(need_data_aligned=False, use_finetune=False, transformers="bert", pretrained="", feature_dims=FEATURE_DIMS,
+    args = Args(need_data_aligned=False, use_finetune=False, transformers="bert", pretrained="",
+                feature_dims=FEATURE_DIMS,
                 conv1d_kernel_size_l=c.conv1d_kernel_sizes[0], conv1d_kernel_size_a=c.conv1d_kernel_sizes[1],
                 conv1d_kernel_size_v=c.conv1d_kernel_sizes[2], train_mode="regression", dataset_name="sims",
                 train_samples=BATCH, excludeZero=c.exclude_zero, update_epochs=c.accumulation, device="cpu",

@@ -156,7 +156,8 @@ class TETFNNetwork(nn.Module):
         self.video_model = ConvolvedLSTM(vision_in, c.v_lstm_hidden_size, c.v_lstm_layers, c.v_lstm_dropout, d,
                                          self.kernels["vision"])
         plain = lambda dropout: CrossmodalTransformer(d, heads, LAYERS, dropout, c, positions=None)  # noqa: E731
-        self.crossmodal = nn.ModuleDict({"text<-audio": plain(c.attn_dropout_a), "text<-vision": plain(c.attn_dropout_v),
+        self.crossmodal = nn.ModuleDict({"text<-audio": plain(c.attn_dropout_a),
+                                         "text<-vision": plain(c.attn_dropout_v),
                                          "audio<-text": plain(c.attn_dropout), "vision<-text": plain(c.attn_dropout),
                                          "audio<-vision": TextEnhancedTransformer(d, heads, c),
                                          "vision<-audio": TextEnhancedTransformer(d, heads, c)})

@@ -34,8 +34,8 @@ from mer_bench_baselines.common import Inputs, TextInput, length_mask
 from mer_bench_baselines.misa import cmd_loss
 from mer_bench_baselines.mult import MODALITIES, CrossmodalTransformer
 from mer_bench_baselines.positions import offset_sinusoids
-from mer_bench_baselines.self_mm import NO_DECAY
-from mer_bench_baselines.training_loop import BaselineModel, trainable
+from mer_bench_baselines.self_mm import adam_groups, bert_groups
+from mer_bench_baselines.training_loop import BaselineModel
 
 UNK_ID = 100             # BERT's [UNK] in bert-base-uncased and bert-base-chinese, as MMSA writes it
 CMD_MOMENTS = 3          # moments of TFR-Net's CMD term (MMSA's default n_moments)
@@ -85,7 +85,8 @@ _SHARED = dict(text_dropout=0.2, conv1d_kernel_sizes=(1, 5, 3), attn_dropout=0.2
                weight_decay_other=1e-3, weight_sim_loss=5.0, missing_rates=(0.2, 0.2, 0.2), missing_seed=1111)
 PRESETS = {   # MMSA's per-dataset values (no sims-v2 block there: it takes sims's); "synthetic" is ours
     "mosi": dict(_SHARED, relu_dropout=0.2, embed_dropout=0.2, nlevels=3, cls_dropout=0.0, batch_size=24,
-                 learning_rate_bert=2e-6, learning_rate_other=1e-3, plateau_patience=5, weight_gen_loss=(5.0, 2.0, 20.0)),
+                 learning_rate_bert=2e-6, learning_rate_other=1e-3, plateau_patience=5,
+                 weight_gen_loss=(5.0, 2.0, 20.0)),
     "mosei": dict(_SHARED, relu_dropout=0.2, embed_dropout=0.2, nlevels=3, cls_dropout=0.0, batch_size=24,
                   learning_rate_bert=1e-5, learning_rate_other=2e-3, plateau_patience=5,
                   weight_gen_loss=(5e-6, 2e-6, 2e-5)),
@@ -183,7 +184,8 @@ class TFRNetNetwork(nn.Module):
         pooled = [self.fusion[m](streams[m], lengths[m]) for m in MODALITIES]                     # (B, H_m) each
         return self.classifier(torch.cat(pooled, dim=-1)).squeeze(-1)
 
-    def reconstructed(self, streams: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def reconstructed(self, streams: dict[str, torch.Tensor],
+                      lengths: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each modality's input (B, L_m, D_m) rebuilt from its streams."""
         return {m: self.generators[m](self.temporal[m](x, ~length_mask(lengths[m], x.shape[1])))
                 for m, x in streams.items()}
@@ -278,13 +280,10 @@ class TFRNet(BaselineModel):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         c, network = self.config, self.network
-        bert = list(network.text_model.named_parameters())
-        text_ids = {id(p) for _, p in bert}
-        groups = [
-            ([p for n, p in bert if not any(part in n for part in NO_DECAY)], c.learning_rate_bert, c.weight_decay_bert),
-            ([p for n, p in bert if any(part in n for part in NO_DECAY)], c.learning_rate_bert, 0.0),
-            ([p for p in network.parameters() if id(p) not in text_ids], c.learning_rate_other, c.weight_decay_other)]
-        return [{"params": trainable(params), "lr": lr, "weight_decay": decay} for params, lr, decay in groups if params]
+        text = {id(p) for p in network.text_model.parameters()}
+        return adam_groups([*bert_groups(network.text_model, c.learning_rate_bert, c.weight_decay_bert),
+                            ([p for p in network.parameters() if id(p) not in text], c.learning_rate_other,
+                             c.weight_decay_other)])
 
     def on_fit_start(self, train: Inputs, ctx: FitContext) -> None:
         self.missing = missing_masks(train, self.config.missing_rates, self.config.missing_seed)
