@@ -2,6 +2,7 @@
 
 from mer_bench.hookspecs import hookimpl
 from mer_bench_baselines.almt import ALMT
+from mer_bench_baselines.cenet import CENET
 from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.graph_mfn import GraphMFN
 from mer_bench_baselines.lf_dnn import LFDNN
@@ -23,7 +24,7 @@ from mer_bench_baselines.tfr_net import TFRNet
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT,
+          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT, CENET,
           MFN, MCTN, MFM, GraphMFN)
 
 
