@@ -1,16 +1,19 @@
-"""Faithfulness check of mmim, almt and cenet against MMSA's own modules (not a test: it needs an MMSA checkout).
+"""Faithfulness check of mmim, almt, cenet and mag-bert against MMSA's own modules (not a test: needs MMSA's code).
 
 For each model, MMSA's network (src/MMSA/models/singleTask/*.py) is built from the same settings as ours with a
 tiny random BERT standing in for the pretrained one (MMSA's BertTextEncoder would download weights), our weights are
 copied into it by a name map, and both run in eval mode, in text mode "bert", on the same random token ids, audio and
 vision. Every sequence is given at its full length, so MMSA's unmasked attention and ours, which never attends to
-padding, see the same steps. Printed per model: the largest absolute difference of the forward outputs and of the
-loss terms. For ALMT also the learning rate per epoch of MMSA's scheduler pair against ours.
+padding, see the same steps. MAG-BERT reads one audio and vision step per token and masks nothing but BERT's own
+attention, so its batch is aligned and has random text lengths (zero audio and vision past them). Printed per model:
+the largest absolute difference of the forward outputs and of the loss terms. For ALMT also the learning rate per
+epoch of MMSA's scheduler pair against ours.
 
     python benchmarks/compare_mmsa_bert_models.py /path/to/MMSA      # a checkout of github.com/thuiar/MMSA
 
 MMSA's code is only imported from that path, never copied here. Two packages MMSA needs and this project does not
-are stood in for: einops (the four patterns ALMT uses) and pytorch_transformers (the base class CENET's BERT uses).
+are stood in for: einops (the four patterns ALMT uses) and pytorch_transformers (the base class CENET's BERT uses);
+three helpers of Transformers 4 that MAG-BERT's module calls are given their 4.x meaning (`mmsa_mag_model`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from mer_bench.bert import tiny_bert_config
 from mer_bench.model import DataInfo, build_config
 from mer_bench_baselines.almt import ALMT, warmup_cosine
 from mer_bench_baselines.cenet import CENET
-from mer_bench_baselines.common import Inputs
+from mer_bench_baselines.common import Inputs, length_mask
+from mer_bench_baselines.mag_bert import MAGBERT
 from mer_bench_baselines.mmim import MMIM, EntropyMemory
 
 FEATURE_DIMS = (32, 10, 14)        # text = the tiny BERT's hidden size; audio, vision small
@@ -271,6 +275,69 @@ def compare_cenet(root: Path, bert: nn.Module, generator: torch.Generator) -> di
             "loss": gap(their_loss, model.training_loss(batch, ours, epoch=1))}
 
 
+MAG_BERT_RULES = [(r"^bert\.MAG\.W_hv\.", "gate.gate_vision."), (r"^bert\.MAG\.W_ha\.", "gate.gate_audio."),
+                  (r"^bert\.MAG\.W_v\.", "gate.project_vision."), (r"^bert\.MAG\.W_a\.", "gate.project_audio."),
+                  (r"^bert\.MAG\.LayerNorm\.", "gate.norm."), (r"^bert\.pooler\.dense\.", "pooler.0."),
+                  (r"^bert\.", "text_input.bert."), (r"^classifier\.", "head.1.")]
+
+
+def aligned_batch(generator: torch.Generator) -> Inputs:
+    """A random batch with one audio and vision step per token and random text lengths (padding zeroed)."""
+    batch = random_batch(generator)
+    length = batch.text_ids.shape[-1]
+    lengths = torch.randint(3, length + 1, (BATCH,), generator=generator)                 # (B,)
+    valid = length_mask(lengths, length)                                                    # (B, Lt)
+    ids = batch.text_ids.clone()
+    ids[:, 0] *= valid
+    ids[:, 1] = valid.long()
+    audio = batch.audio[:, :1].expand(-1, length, -1) + torch.randn(BATCH, length, FEATURE_DIMS[1], generator=generator)
+    vision = torch.randn(BATCH, length, FEATURE_DIMS[2], generator=generator)
+    zero_padding = lambda x: x * valid.unsqueeze(-1)  # noqa: E731
+    return Inputs(index=batch.index, label=batch.label, text=None, text_ids=ids, text_lengths=lengths,
+                  audio=zero_padding(audio), audio_lengths=lengths, vision=zero_padding(vision), vision_lengths=lengths)
+
+
+def mmsa_mag_model(module: types.ModuleType, config, args) -> nn.Module:
+    """MMSA's MAG_BertForSequenceClassification (BERT_MAG's inner model, built without a download) under the
+    transformers installed here: MMSA calls three helpers that transformers 5 dropped, so they are stood in for with
+    their 4.x meaning (additive attention mask, no head mask, an encoder returning a tuple). Its initialisation is
+    skipped, as every tensor is overwritten by ours."""
+    for model_class in (module.MAG_BertModel, module.MAG_BertForSequenceClassification):
+        model_class.init_weights = lambda self: None
+    module.MAG_BertModel.get_extended_attention_mask = lambda self, mask, shape, device: (
+        (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min)
+    module.MAG_BertModel.get_head_mask = lambda self, head_mask, layers: None
+    model = module.MAG_BertForSequenceClassification(config, args)
+    encoder = model.bert.encoder
+    run_layers = encoder.forward
+    encoder.forward = lambda hidden, attention_mask=None, **_: (run_layers(hidden, attention_mask=attention_mask)[0],)
+    return model
+
+
+def compare_mag_bert(root: Path, bert: nn.Module, generator: torch.Generator) -> dict[str, float]:
+    from transformers import BertConfig
+
+    model = build(MAGBERT, {}, bert)           # MMSA's MOSI preset
+    c = model.config
+    module = load_module(root / "src/MMSA/models/singleTask/BERT_MAG.py", "MMSA.models.singleTask.BERT_MAG")
+    args = SimpleNamespace(feature_dims=list(FEATURE_DIMS), beta_shift=c.beta_shift, dropout_prob=c.dropout_prob,
+                           device=torch.device("cpu"))
+    settings = {k: v for k, v in bert.config.to_dict().items() if k not in ("id2label", "label2id")}
+    config = BertConfig(**settings, num_labels=1)
+    theirs = mmsa_mag_model(module, config, args)
+    copy_into(theirs, model.network, MAG_BERT_RULES)
+    theirs.eval(), model.network.eval()
+    batch = aligned_batch(generator)
+    ids = batch.text_ids
+    with torch.no_grad():
+        their_score = theirs(ids[:, 0], batch.vision, batch.audio, attention_mask=ids[:, 1].float(),
+                             token_type_ids=ids[:, 2])[0]
+        ours = model.network(batch)
+    their_loss = nn.L1Loss()(their_score, batch.label.view(-1, 1))
+    return {"output": gap(their_score, ours["score"]),
+            "loss": gap(their_loss, model.training_loss(batch, ours, epoch=1))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mmsa", type=Path, help="a checkout of github.com/thuiar/MMSA")
@@ -278,9 +345,10 @@ def main() -> None:
     torch.manual_seed(0)
     bert = tiny_bert(layers=2)
     install_stand_ins(bert)
-    for name, compare in (("mmim", compare_mmim), ("almt", compare_almt), ("cenet", compare_cenet)):
+    for name, compare in (("mmim", compare_mmim), ("almt", compare_almt), ("cenet", compare_cenet),
+                          ("mag-bert", compare_mag_bert)):
         gaps = compare(root, bert, torch.Generator().manual_seed(0))
-        print(f"{name:6s} " + ", ".join(f"{key} {value:.2g}" for key, value in gaps.items()))
+        print(f"{name:8s} " + ", ".join(f"{key} {value:.2g}" for key, value in gaps.items()))
 
 
 if __name__ == "__main__":

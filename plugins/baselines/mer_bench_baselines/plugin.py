@@ -7,6 +7,7 @@ from mer_bench_baselines.ef_lstm import EFLSTM
 from mer_bench_baselines.graph_mfn import GraphMFN
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
+from mer_bench_baselines.mag_bert import MAGBERT
 from mer_bench_baselines.mctn import MCTN
 from mer_bench_baselines.mean import MeanPredictor
 from mer_bench_baselines.mfm import MFM
@@ -24,7 +25,7 @@ from mer_bench_baselines.tfr_net import TFRNet
 from mer_bench_baselines.unimodal import UnimodalAudio, UnimodalText, UnimodalVision
 
 MODELS = (MeanPredictor, UnimodalText, UnimodalAudio, UnimodalVision, LFDNN, EFLSTM, TFN, LMF, MulT, MISA, SelfMM,
-          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT, CENET,
+          MLFDNN, MTFN, MLMF, TETFN, TFRNet, MMIM, ALMT, CENET, MAGBERT,
           MFN, MCTN, MFM, GraphMFN)
 
 
