@@ -2,14 +2,14 @@
 
     python benchmarks/bench_contention.py                          # cmc, cmc-gt, lf-dnn; 2 competitors
     python benchmarks/bench_contention.py --competitors 4 --models cmc
-    python benchmarks/bench_contention.py --spinning               # also the old default (OpenMP threads spin)
+    python benchmarks/bench_contention.py --spinning cmc           # cmc also with the old default (threads spin)
 
 Each case runs `mer-bench run MODEL --dataset synthetic --seeds 1111 --no-probes` as a user would, with the default
 thread policy (mer_bench/threads.py), once alone and once while N busy-loop processes compete for the CPUs. Targets on
 a 2-core machine with 2 competitors: wall time at most 2.5x the quiet run's, CPU time within 1.3x of it (a fair share
 of the CPU stretches wall time; only threads that spin or wait on each other inflate CPU time).
 
-`--spinning` repeats each case with OMP_WAIT_POLICY=ACTIVE, the behaviour before mer-bench chose passive waiting, so
+`--spinning MODELS` repeats those models' cases with OMP_WAIT_POLICY=ACTIVE, the behaviour before mer-bench chose passive waiting, so
 one run of this script shows the before and after side by side. The load average is printed before each quiet run:
 if it is far from 0, other work is on the machine and the quiet figures are not quiet.
 """
@@ -104,12 +104,14 @@ def main() -> None:
     parser.add_argument("--models", default="cmc,cmc-gt,lf-dnn", help="comma-separated model names")
     parser.add_argument("--competitors", type=int, default=2, help="busy-loop processes during the loaded run")
     parser.add_argument("--threads", type=int, default=None, help="--threads for every run (default: the policy's)")
-    parser.add_argument("--spinning", action="store_true", help="also measure with spinning OpenMP threads")
+    parser.add_argument("--spinning", default="", metavar="MODELS",
+                        help="comma-separated models to measure also with spinning OpenMP threads (the old default)")
     args = parser.parse_args()
-    policies = ["passive", "spinning"] if args.spinning else ["passive"]
+    spinning = set(filter(None, args.spinning.split(",")))
     with tempfile.TemporaryDirectory(prefix="mer-bench-contention-") as scratch:
         cases = [measure(model, policy, args.competitors, args.threads, Path(scratch))
-                 for model in args.models.split(",") for policy in policies]
+                 for model in args.models.split(",")
+                 for policy in ("passive", "spinning") if policy == "passive" or model in spinning]
     print_table(cases, args.competitors)
 
 

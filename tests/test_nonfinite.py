@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -126,9 +127,13 @@ def test_diverging_training_is_one_line_and_exit_2_with_no_result(tmp_path, caps
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "lf-dnn", "--dataset", "synthetic", "--seeds", "1", "--epochs", "1", "--no-probes",
               "--set", "learning_rate=1e30", "--threads", "1", "--out", str(tmp_path)])
-    err = capsys.readouterr().err.strip()
+    lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2
-    assert len(err.splitlines()) == 1 and "lf-dnn" in err and "not finite" in err, err
+    # Output to a file carries timestamped progress lines before the error; the error itself is one line, the last.
+    error = lines[-1]
+    assert error.startswith("Error: ") and "lf-dnn" in error and "not finite" in error, lines
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines[:-1]), lines
+    assert not any("finished" in line for line in lines), lines
     assert not list(tmp_path.rglob("*.json"))
 
 

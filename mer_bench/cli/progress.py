@@ -155,8 +155,10 @@ class PlainProgress:
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._end_stage()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self._end_stage()
+        # else the error line that follows says how the stage ended; "finished" would be wrong
 
     def start_run(self, spec: RunSpec) -> None:
         # No line yet: a run refused while its data loads ends with one error line and nothing else.

@@ -31,12 +31,12 @@ PAIRS = ("tv", "ta", "va")      # MMILB pairs (x predicts y): text-vision, text-
 
 @dataclass
 class MMIMConfig:
-    d_vh: int = 16                       # vision LSTM state size
-    d_ah: int = 16                       # audio LSTM state size
+    d_vh: int = field(default=16, metadata=bounds(low=1))   # vision LSTM state size
+    d_ah: int = field(default=16, metadata=bounds(low=1))   # audio LSTM state size
     d_vout: int = 16                     # vision vector size
     d_aout: int = 16                     # audio vector size
-    d_prjh: int = 128                    # fusion MLP hidden size (the fused vector)
-    n_layer: int = 1                     # LSTM layers
+    d_prjh: int = field(default=128, metadata=bounds(low=1))   # fusion MLP hidden size (the fused vector)
+    n_layer: int = field(default=1, metadata=bounds(low=1))   # LSTM layers
     bidirectional: bool = True           # bidirectional audio / vision LSTMs
     dropout_a: float = 0.1               # audio LSTM dropout (between layers only, as MMSA: unused with one layer)
     dropout_v: float = 0.1               # vision LSTM dropout (likewise)
