@@ -2,16 +2,17 @@
 
     python benchmarks/bench_contention.py                          # cmc, cmc-gt, lf-dnn; 2 competitors
     python benchmarks/bench_contention.py --competitors 4 --models cmc
-    python benchmarks/bench_contention.py --spinning cmc           # cmc also with the old default (threads spin)
+    python benchmarks/bench_contention.py --compare cmc            # cmc also as OpenMP waits by default and passively
 
 Each case runs `mer-bench run MODEL --dataset synthetic --seeds 1111 --no-probes` as a user would, with the default
 thread policy (mer_bench/threads.py), once alone and once while N busy-loop processes compete for the CPUs. Targets on
 a 2-core machine with 2 competitors: wall time at most 2.5x the quiet run's, CPU time within 1.3x of it (a fair share
 of the CPU stretches wall time; only threads that spin or wait on each other inflate CPU time).
 
-`--spinning MODELS` repeats those models' cases with OMP_WAIT_POLICY=ACTIVE, the behaviour before mer-bench chose passive waiting, so
-one run of this script shows the before and after side by side. The load average is printed before each quiet run:
-if it is far from 0, other work is on the machine and the quiet figures are not quiet.
+`--compare MODELS` repeats those models' cases with the two other ways OpenMP threads can wait, so one run of this
+script shows the choice: "libgomp" (GOMP_SPINCOUNT=300000, OpenMP's own default and mer-bench's before it chose)
+and "passive" (OMP_WAIT_POLICY=PASSIVE, sleep at once); "short-spin" is mer-bench's default (GOMP_SPINCOUNT=10000).
+The load average is printed before each quiet run: if it is far from 0, the quiet figures are not quiet.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUSY_LOOP = "while True: pass"
+WAITING = {"short-spin": {}, "libgomp": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Timing:
 @dataclass(frozen=True)
 class Case:
     model: str
-    policy: str    # "passive" (the default) or "spinning" (OMP_WAIT_POLICY=ACTIVE)
+    policy: str    # how OpenMP threads wait: a key of WAITING
     quiet: Timing
     loaded: Timing
 
@@ -72,10 +74,9 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def measure(model: str, policy: str, competitors: int, threads: int | None, folder: Path) -> Case:
     env = dict(os.environ)
-    if policy == "spinning":
-        env["OMP_WAIT_POLICY"] = "ACTIVE"
-    else:
-        env.pop("OMP_WAIT_POLICY", None)     # mer-bench's own default applies
+    for variable in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(variable, None)              # "short-spin": mer-bench's own default applies
+    env.update(WAITING[policy])
     print(f"{model} ({policy}): load average {os.getloadavg()[0]:.2f} before the quiet run", flush=True)
     quiet = timed_run(model, folder / f"{model}-{policy}-quiet", env, threads)
     busy = start_competitors(competitors)
@@ -88,13 +89,13 @@ def measure(model: str, policy: str, competitors: int, threads: int | None, fold
 
 
 def print_table(cases: list[Case], competitors: int) -> None:
-    header = (f"{'model':<8} {'waiting':<9} {'quiet wall':>10} {'quiet cpu':>9} {'loaded wall':>11} "
+    header = (f"{'model':<8} {'waiting':<10} {'quiet wall':>10} {'quiet cpu':>9} {'loaded wall':>11} "
               f"{'loaded cpu':>10} {'wall x':>7} {'cpu x':>6}")
     print(f"\n{competitors} busy-loop competitor(s) on {os.cpu_count()} CPU(s); seconds for one synthetic seed")
     print(header)
     print("-" * len(header))
     for case in cases:
-        print(f"{case.model:<8} {case.policy:<9} {case.quiet.wall:>10.1f} {case.quiet.cpu:>9.1f} "
+        print(f"{case.model:<8} {case.policy:<10} {case.quiet.wall:>10.1f} {case.quiet.cpu:>9.1f} "
               f"{case.loaded.wall:>11.1f} {case.loaded.cpu:>10.1f} {case.loaded.wall / case.quiet.wall:>7.2f} "
               f"{case.loaded.cpu / case.quiet.cpu:>6.2f}")
 
@@ -104,14 +105,14 @@ def main() -> None:
     parser.add_argument("--models", default="cmc,cmc-gt,lf-dnn", help="comma-separated model names")
     parser.add_argument("--competitors", type=int, default=2, help="busy-loop processes during the loaded run")
     parser.add_argument("--threads", type=int, default=None, help="--threads for every run (default: the policy's)")
-    parser.add_argument("--spinning", default="", metavar="MODELS",
-                        help="comma-separated models to measure also with spinning OpenMP threads (the old default)")
+    parser.add_argument("--compare", default="", metavar="MODELS",
+                        help="comma-separated models to measure also with libgomp's default and passive waiting")
     args = parser.parse_args()
-    spinning = set(filter(None, args.spinning.split(",")))
+    compared = set(filter(None, args.compare.split(",")))
     with tempfile.TemporaryDirectory(prefix="mer-bench-contention-") as scratch:
         cases = [measure(model, policy, args.competitors, args.threads, Path(scratch))
                  for model in args.models.split(",")
-                 for policy in ("passive", "spinning") if policy == "passive" or model in spinning]
+                 for policy in WAITING if policy == "short-spin" or model in compared]
     print_table(cases, args.competitors)
 
 

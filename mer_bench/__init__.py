@@ -2,9 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mer_bench.threads import prefer_passive_waiting
+from mer_bench.threads import prefer_short_spinning
 
-prefer_passive_waiting()   # before anything imports torch: OpenMP reads its wait policy once (see threads.py)
+prefer_short_spinning()   # before anything imports torch: OpenMP reads its wait policy once (see threads.py)
 
 try:
     __version__ = version("mer-bench")

@@ -9,12 +9,16 @@ torch's intra-op pool, the CMC block attention's workers (which switch torch to 
 sweep's local jobs (which split the budget) all draw from this one number, so they never add up to more threads than
 CPUs.
 
-Waiting: torch's CPU build runs its parallel regions on GNU OpenMP, whose threads spin at every barrier before they
-sleep. On a quiet machine that saves microseconds; on a busy one (a shared lab server, a Slurm node with other jobs)
-a spinning thread burns the time slice that the thread it waits for needs, and a run's CPU time grew about tenfold
-(benchmarks/bench_contention.py). `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep. OpenMP reads it once, when
-torch's library loads, so `prefer_passive_waiting` runs before anything imports torch; a value the user set is kept.
-Waiting has no effect on results: the same thread count gives the same numbers bit for bit.
+Waiting: torch's CPU build runs its parallel regions on GNU OpenMP, whose idle threads spin for 300,000 rounds
+(about a millisecond) before they sleep. On a quiet machine that saves the wake-up between back-to-back regions; on a
+busy one (a shared lab server, a Slurm node with other jobs) a spinning thread burns the time slice that the thread
+it waits for needs: a CMC seed beside two busy loops took 4.6x its quiet time and 2.3x its CPU time
+(benchmarks/bench_contention.py). Sleeping at once (OMP_WAIT_POLICY=PASSIVE) cures that but makes the quiet run 1.5x
+slower, since every small operation then waits for a thread to wake. A short spin, `GOMP_SPINCOUNT=10000`, keeps the
+quiet speed and the loaded behaviour of passive waiting (measured side by side in the benchmark's docstring).
+OpenMP reads the setting once, when torch's library loads, so `prefer_short_spinning` runs before anything imports
+torch; a choice the user made with OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept. Waiting has no effect on results: the
+same thread count gives the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ import math
 import os
 from pathlib import Path
 
-WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")   # the user's own choice of how OpenMP threads wait
+SHORT_SPIN = "10000"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def prefer_passive_waiting() -> None:
-    """Idle OpenMP threads sleep instead of spinning, unless the user chose otherwise (call before importing torch)."""
-    os.environ.setdefault(WAIT_POLICY_VARIABLE, "PASSIVE")
+def prefer_short_spinning() -> None:
+    """Idle OpenMP threads spin briefly, then sleep, unless the user chose otherwise (call before importing torch)."""
+    if not any(variable in os.environ for variable in WAIT_VARIABLES):
+        os.environ["GOMP_SPINCOUNT"] = SHORT_SPIN
 
 
 def cpu_budget() -> int:

@@ -1,4 +1,4 @@
-"""The CPU thread budget follows what the process may use (affinity, cgroup quota, Slurm), and threads wait passively."""
+"""The CPU thread budget follows what the process may use (affinity, cgroup quota, Slurm); OpenMP spins briefly."""
 
 from __future__ import annotations
 
@@ -77,11 +77,12 @@ def test_local_jobs_split_the_budget(monkeypatch):
     assert [threads.share_of_budget(jobs) for jobs in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
-def test_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
-    code = "import os, mer_bench, torch; print(os.environ.get('OMP_WAIT_POLICY'))"
-    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    assert run_python(code, env=env) == "PASSIVE"
-    assert run_python(code, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+def test_openmp_threads_spin_briefly_unless_the_user_chose(monkeypatch):
+    code = "import os, mer_bench, torch; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    env = {key: value for key, value in os.environ.items() if key not in threads.WAIT_VARIABLES}
+    assert run_python(code, env=env) == f"{threads.SHORT_SPIN} None"
+    assert run_python(code, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "None ACTIVE"
+    assert run_python(code, env={**env, "GOMP_SPINCOUNT": "5"}) == "5 None"
 
 
 def test_a_run_uses_the_budget_as_torch_threads(tmp_path):
