@@ -10,12 +10,13 @@ sweep's local jobs (which split the budget) all draw from this one number, so th
 CPUs.
 
 Waiting: torch's CPU build runs its parallel regions on GNU OpenMP, whose idle threads spin for 300,000 rounds
-(about a millisecond) before they sleep. On a quiet machine that saves the wake-up between back-to-back regions; on a
-busy one (a shared lab server, a Slurm node with other jobs) a spinning thread burns the time slice that the thread
-it waits for needs: a CMC seed beside two busy loops took 4.6x its quiet time and 2.3x its CPU time
-(benchmarks/bench_contention.py). Sleeping at once (OMP_WAIT_POLICY=PASSIVE) cures that but makes the quiet run 1.5x
-slower, since every small operation then waits for a thread to wake. A short spin, `GOMP_SPINCOUNT=10000`, keeps the
-quiet speed and the loaded behaviour of passive waiting (measured side by side in the benchmark's docstring).
+before they sleep. On a quiet machine that saves the wake-up between back-to-back regions; on a busy one (a shared
+lab server, a Slurm node with other jobs) a spinning thread burns the time slice that the thread it waits for needs.
+Measured with benchmarks/bench_contention.py (one CMC synthetic seed, 2 cores, quiet / beside two busy loops, wall
+seconds): OpenMP's default 41 / 218 (CPU time x2.8 under load); sleeping at once (OMP_WAIT_POLICY=PASSIVE) 78 / 108
+(CPU x0.85); a short spin, GOMP_SPINCOUNT=10000, 51 / 175 (CPU x1.7). The short spin is the default: it keeps most of
+the quiet speed and cuts the loaded collapse, without removing it; users on busy machines can set
+OMP_WAIT_POLICY=PASSIVE (or pass --threads 1).
 OpenMP reads the setting once, when torch's library loads, so `prefer_short_spinning` runs before anything imports
 torch; a choice the user made with OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept. Waiting has no effect on results: the
 same thread count gives the same numbers bit for bit.
