@@ -11,7 +11,7 @@ of the CPU stretches wall time; only threads that spin or wait on each other inf
 
 `--compare MODELS` repeats those models' cases with the two other ways OpenMP threads can wait, so one run of this
 script shows the choice: "libgomp" (GOMP_SPINCOUNT=300000, OpenMP's own default and mer-bench's before it chose)
-and "passive" (OMP_WAIT_POLICY=PASSIVE, sleep at once); "short-spin" is mer-bench's default (GOMP_SPINCOUNT=10000).
+and "passive" (OMP_WAIT_POLICY=PASSIVE, sleep at once); "short-spin" is mer-bench's default (GOMP_SPINCOUNT=1000).
 The load average is printed before each quiet run: if it is far from 0, the quiet figures are not quiet.
 """
 

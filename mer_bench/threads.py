@@ -13,10 +13,11 @@ Waiting: torch's CPU build runs its parallel regions on GNU OpenMP, whose idle t
 before they sleep. On a quiet machine that saves the wake-up between back-to-back regions; on a busy one (a shared
 lab server, a Slurm node with other jobs) a spinning thread burns the time slice that the thread it waits for needs.
 Measured with benchmarks/bench_contention.py (one CMC synthetic seed, 2 cores, quiet / beside two busy loops, wall
-seconds): OpenMP's default 41 / 218 (CPU time x2.8 under load); sleeping at once (OMP_WAIT_POLICY=PASSIVE) 78 / 108
-(CPU x0.85); a short spin, GOMP_SPINCOUNT=10000, 51 / 175 (CPU x1.7). The short spin is the default: it keeps most of
-the quiet speed and cuts the loaded collapse, without removing it; users on busy machines can set
-OMP_WAIT_POLICY=PASSIVE (or pass --threads 1).
+seconds, one run each): OpenMP's default 41 / 218 (CPU time x2.8 under load); sleeping at once
+(OMP_WAIT_POLICY=PASSIVE) 78 / 108 (quiet runs 1.9x slower: every small operation waits for a thread to wake);
+GOMP_SPINCOUNT=10000 51 / 175 (CPU x1.7); GOMP_SPINCOUNT=1000, the default, 53 / 101 (CPU x1.14). A brief spin
+catches back-to-back parallel regions on a quiet machine and gives the core away soon on a busy one. Users can still
+choose: OMP_WAIT_POLICY=PASSIVE, a GOMP_SPINCOUNT of their own, or --threads 1.
 OpenMP reads the setting once, when torch's library loads, so `prefer_short_spinning` runs before anything imports
 torch; a choice the user made with OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept. Waiting has no effect on results: the
 same thread count gives the same numbers bit for bit.
@@ -29,7 +30,7 @@ import os
 from pathlib import Path
 
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")   # the user's own choice of how OpenMP threads wait
-SHORT_SPIN = "10000"
+SHORT_SPIN = "1000"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
