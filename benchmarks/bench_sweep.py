@@ -22,7 +22,8 @@ from pathlib import Path
 
 from mer_bench.plugins import get_catalog
 from mer_bench.sweep.grid import load_grid
-from mer_bench.sweep.local import LocalLayout, run_local, usable_cpus
+from mer_bench.sweep.local import LocalLayout, run_local
+from mer_bench.threads import cpu_budget
 from mer_bench.sweep.worker import WorkerSettings
 
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--model", default="lf-dnn", help="a model with post_fusion_dim and learning_rate settings")
     parser.add_argument("--epochs", type=int, default=3, help="epoch budget per run")
     args = parser.parse_args()
-    print(f"{usable_cpus()} CPU core(s); load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{cpu_budget()} CPU(s) for this process; load average before: {os.getloadavg()[0]:.2f}")
     times = {}
     for jobs in (1, 2):
         with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:

@@ -15,7 +15,6 @@ MMSA's code is only imported from that path, never copied here.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -24,24 +23,19 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from mer_bench.model import DataInfo, build_config
-from mer_bench_baselines.common import Inputs
-from mer_bench_baselines.graph_mfn import GraphMFN
-from mer_bench_baselines.mctn import MCTN
-from mer_bench_baselines.mfm import MFM
-from mer_bench_baselines.mfn import MFN
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_mmsa_multitask import load_module  # noqa: E402  (the one loader of MMSA's files)
+from mer_bench.model import DataInfo, build_config  # noqa: E402
+from mer_bench_baselines.common import Inputs  # noqa: E402
+from mer_bench_baselines.graph_mfn import GraphMFN  # noqa: E402
+from mer_bench_baselines.mctn import MCTN  # noqa: E402
+from mer_bench_baselines.mfm import MFM  # noqa: E402
+from mer_bench_baselines.mfn import MFN  # noqa: E402
 
 FEATURE_DIMS = (24, 10, 14)        # (text, audio, vision): small, the maths does not depend on the sizes
 LENGTH = 9                         # aligned: one length for every modality
 BATCH = 16
-
-
-def load_module(path: Path, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_mmsa_model(root: Path, file: str) -> types.ModuleType:

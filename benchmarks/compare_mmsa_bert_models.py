@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import re
 import sys
 import types
@@ -30,25 +29,20 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from mer_bench.bert import tiny_bert_config
-from mer_bench.model import DataInfo, build_config
-from mer_bench_baselines.almt import ALMT, warmup_cosine
-from mer_bench_baselines.cenet import CENET
-from mer_bench_baselines.common import Inputs, length_mask
-from mer_bench_baselines.mag_bert import MAGBERT
-from mer_bench_baselines.mmim import MMIM, EntropyMemory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_mmsa_multitask import load_module  # noqa: E402  (the one loader of MMSA's files)
+from mer_bench.bert import tiny_bert_config  # noqa: E402
+from mer_bench.model import DataInfo, build_config  # noqa: E402
+from mer_bench_baselines.almt import ALMT, warmup_cosine  # noqa: E402
+from mer_bench_baselines.cenet import CENET  # noqa: E402
+from mer_bench_baselines.common import Inputs, length_mask  # noqa: E402
+from mer_bench_baselines.mag_bert import MAGBERT  # noqa: E402
+from mer_bench_baselines.mmim import MMIM, EntropyMemory  # noqa: E402
 
 FEATURE_DIMS = (32, 10, 14)        # text = the tiny BERT's hidden size; audio, vision small
 SEQ_LENS = (12, 15, 9)
 BATCH = 16
-
-
-def load_module(path: Path, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def install_stand_ins(bert: nn.Module) -> None:

@@ -13,19 +13,8 @@ import pytest
 from mer_bench.data import cache, cache_integrity
 from mer_bench.data.loading import load_dataset, prepare_dataset
 from mer_bench.data.validate import DataWarning
+from tests.test_data_cache import cache_dir, source  # noqa: F401  (fixtures shared with the cache tests)
 from tests.test_data_support import TINY_SPEC, assert_same_data, quirky_raw, write_pickle
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(cache.CACHE_VARIABLE, str(folder))
-    return folder
-
-
-@pytest.fixture
-def source(tmp_path):
-    return write_pickle(quirky_raw(), tmp_path / "data" / "quirky.pkl")
 
 
 def _edit_keeping_size_and_mtime(path, edit):

@@ -41,11 +41,6 @@ WATCH_PARENT_S = 1.0
 PR_SET_PDEATHSIG = 1   # from <linux/prctl.h>
 
 
-def usable_cpus() -> int:
-    """The CPU budget of this process (affinity, cgroup quota, Slurm), which the local jobs split among them."""
-    return cpu_budget()
-
-
 def visible_gpus() -> list[str]:
     """GPU ids a worker may be given: those in CUDA_VISIBLE_DEVICES if set (the user's restriction), else all."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -69,7 +64,7 @@ class LocalLayout:
         """Default: one job per GPU when there are GPUs, else one per CPU core (up to MAX_DEFAULT_CPU_JOBS)."""
         gpus = tuple(visible_gpus()) if device != "cpu" else ()
         if jobs is None:
-            jobs = len(gpus) if gpus else max(1, min(usable_cpus(), MAX_DEFAULT_CPU_JOBS))
+            jobs = len(gpus) if gpus else max(1, min(cpu_budget(), MAX_DEFAULT_CPU_JOBS))
         return cls(jobs=jobs, threads=share_of_budget(jobs), gpus=gpus)
 
     def describe(self) -> str:
