@@ -49,7 +49,9 @@ RESULT_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["name", "plugin", "distribution", "version", "outputs", "config"],
             "properties": {"outputs": {"type": "array", "items": {"enum": ["score", "probs"]}},
-                           "config": {"type": "object"}},
+                           "config": {"type": "object"},
+                           # optional, text mode "bert" only: the checkpoint, folder or random-init BERT it read
+                           "bert": {"type": "string"}},
         },
         "dataset": {
             "type": "object",
@@ -101,7 +103,7 @@ class RunResult:
     """Everything one run produced. Metrics are nested as metrics[split][subset][track][metric]."""
 
     spec: RunSpec
-    model: dict[str, Any]          # name, plugin, distribution, version, outputs, config
+    model: dict[str, Any]          # name, plugin, distribution, version, outputs, config (bert: text mode bert)
     dataset: dict[str, Any]        # name, title, style, synthetic, source, sha256, sizes, subsets, notes, alignment
     metrics: dict[str, Any]        # {"valid": {"all": {track: {...}}}, "test": {"all": ..., "consistent": ...}}
     predictions: dict[str, Any]    # test split: ids, label, score and/or probs, extras, subsets (indices), unimodal

@@ -67,11 +67,17 @@ def make_spec(catalog: Catalog, model: str, dataset: str, seed: int, settings: d
     model_class = catalog.model(model).value
     catalog.dataset(dataset)
     settings = dict(settings or {})
-    text_mode = settings.pop("text_mode", None) or text_mode or "features"
+    text_mode = settings.pop("text_mode", None) or text_mode or default_text_mode(model_class)
     if text_mode not in TEXT_MODES:
         raise UserError(f"Unknown text mode '{text_mode}' (use {' or '.join(TEXT_MODES)}).")
     overrides = parse_overrides(model_class, settings)
     return RunSpec(model, dataset, check_seed(seed), tuple(overrides.items()), text_mode, epochs, data_sha256)
+
+
+def default_text_mode(model_class) -> str:
+    """Precomputed features where the model takes them (cheap, and MMSA's default), else its only way to read text:
+    CENET and MAG-BERT work inside BERT, so asking for them names text mode "bert" without a flag."""
+    return "features" if "features" in model_class.text_modes else model_class.text_modes[0]
 
 
 def check_seed(seed: int) -> int:
@@ -211,7 +217,7 @@ def run_one(spec: RunSpec, data: MERData, options: RunOptions, catalog: Catalog)
     timings["total"] = time.perf_counter() - started
     test_subsets = subset_indices(data.test)
     result = RunResult(
-        spec=spec, model=_model_record(entry, model, config),
+        spec=spec, model=_model_record(entry, model, config, bert_used(spec, config, data)),
         dataset=_dataset_record(data, test_subsets, alignment_seen(model_class.needs_aligned, info.aligned)),
         metrics={"valid": _score_split(data, data.valid, valid_predictions, subset_indices(data.valid)),
                  "test": _score_split(data, data.test, test_predictions, test_subsets)},
@@ -300,9 +306,18 @@ def prediction_record(split: Split, predictions: Predictions,
     return record
 
 
-def _model_record(entry: Entry, model: Model, config: Any) -> dict[str, Any]:
+def _model_record(entry: Entry, model: Model, config: Any, bert: str | None) -> dict[str, Any]:
     return {"name": entry.name, "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version,
-            "outputs": sorted(model.outputs), "config": config_to_dict(config), "summary": model.summary}
+            "outputs": sorted(model.outputs), "config": config_to_dict(config), "summary": model.summary,
+            **({"bert": bert} if bert else {})}
+
+
+def bert_used(spec: RunSpec, config: Any, data: MERData) -> str | None:
+    """The BERT a text-mode "bert" run read the ids with: the model's `bert_model` setting, else the dataset's (a
+    checkpoint name, a folder, or bert.RANDOM_SMALL_BERT for generated data, trained from scratch)."""
+    if spec.text_mode != "bert":
+        return None
+    return getattr(config, "bert_model", "") or data.spec.text_model
 
 
 def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None, alignment: str | None) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Comma-separated seeds, each 0..4294967295 (2**32-1); a seed given twice runs once.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a model setting (repeatable).")
 @click.option("--text-mode", type=click.Choice(["features", "bert"]), default=None,
-              help="features: precomputed BERT features (default); bert: token ids through BERT.")
+              help="features: precomputed BERT features (default where the model takes them); bert: token ids "
+                   "through BERT (the default of cenet and mag-bert).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epoch budget per training stage.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True,

@@ -24,7 +24,8 @@ class DatasetSpec:
     seq_lens: tuple[int, int, int]             # expected padded (text, audio, vision) lengths
     split_sizes: tuple[int, int, int] | None   # expected (train, valid, test) sizes, None when unknown
     has_unimodal_labels: bool                  # whether files carry regression_labels_T/A/V
-    text_model: str                            # Hugging Face name of the BERT that made the text features
+    text_model: str                            # BERT for text mode "bert": a Hugging Face name (the one that made
+                                               # the text features), or bert.RANDOM_SMALL_BERT for generated data
     relative_paths: tuple[str, ...] = ()       # where the file may sit inside a data folder, first match wins
     sha256: str | None = None                  # published checksum of the standard file, if any
     source_hint: str = ""                      # where users get the file, shown when it is missing

@@ -190,7 +190,7 @@ class TextInput(nn.Module):
     def __init__(self, info: DataInfo, bert_model: str = ""):
         super().__init__()
         self.mode = info.text_mode
-        self.bert = load_bert(bert_model or info.text_model) if self.mode == "bert" else None
+        self.bert = load_bert(bert_model or info.text_model, info.seq_lens[0]) if self.mode == "bert" else None
         self.out_size = self.bert.config.hidden_size if self.bert is not None else info.feature_dims[0]
 
     def forward(self, inputs: Inputs) -> torch.Tensor:
