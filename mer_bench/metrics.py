@@ -90,12 +90,22 @@ def compute_metrics(style: str, labels: np.ndarray, score: np.ndarray | None = N
                     probs: np.ndarray | None = None) -> dict[str, dict[str, float | None]]:
     """{track: {metric: value}} for every track the predictions allow. Non-finite input is refused (see below)."""
     labels = _finite_array("labels", labels).reshape(-1)
+    if labels.size == 0:   # an empty subset (a member with no planted text conflict): no metric exists
+        return _null_tables(style, score is not None, probs is not None)
     metrics: dict[str, dict[str, float | None]] = {}
     if score is not None:
         metrics["regression"] = regression_metrics(style, _finite_array("score", score).reshape(-1), labels)
     if probs is not None:
         metrics["classification"] = classification_metrics(style, _finite_array("probs", probs), labels)
     return metrics
+
+
+def _null_tables(style: str, with_score: bool, with_probs: bool) -> dict[str, dict[str, None]]:
+    """The tables `compute_metrics` gives, every value None: the keys come from scoring one dummy sample, so they
+    cannot drift from the real ones (numpy would warn about empty means and store NaN otherwise)."""
+    one = np.zeros(1)
+    tables = compute_metrics(style, one, one if with_score else None, np.full((1, 3), 1 / 3) if with_probs else None)
+    return {track: dict.fromkeys(table, None) for track, table in tables.items()}
 
 
 def _finite_array(name: str, values: np.ndarray) -> np.ndarray:

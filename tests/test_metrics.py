@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
@@ -118,3 +120,19 @@ def test_every_metric_is_described_with_direction():
     assert "SIMS-style" in describe("has0_acc2", "regression", "sims")
     assert "MOSI-style" in describe("has0_acc2", "regression", "mosi")
     assert "computed correctly" in describe("non0_acc2", "classification", "sims")
+
+
+@pytest.mark.parametrize("style", ["mosi", "sims"])
+def test_an_empty_subset_scores_null_everywhere_without_numpy_warnings(style):
+    """A member with no planted text conflict has an empty text-conflict subset: every metric is None (not NaN),
+    with the same keys as a real table, and numpy says nothing."""
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(-1, 1, 50)
+    probs = rng.dirichlet(np.ones(3), 50)
+    full = compute_metrics(style, labels, labels * 0.5, probs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = compute_metrics(style, np.zeros(0), np.zeros(0), np.zeros((0, 3)))
+    assert {track: set(table) for track, table in empty.items()} == {track: set(t) for track, t in full.items()}
+    assert all(value is None for table in empty.values() for value in table.values())
+    assert set(compute_metrics(style, np.zeros(0), np.zeros(0))) == {"regression"}
