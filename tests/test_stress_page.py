@@ -12,6 +12,7 @@ import pytest
 
 from mer_bench.data.synthetic_family import parse
 from mer_bench.leaderboard import build_site
+from mer_bench.leaderboard.stress import CONTEXT_COLOUR, CONTEXT_WIDTH, best_baseline, series_figure, series_titles
 from tests.test_leaderboard_browser import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401  (the Chromium fixture)
 from tests.test_leaderboard_fixtures import noisy_predictions, result_dict, synthetic_labels, write_result_dict
 
@@ -96,3 +97,44 @@ def test_a_run_whose_text_conflict_subset_is_empty_is_used(tmp_path):
     assert report.skipped == [] and report.results == 1
     record = json.loads((tmp_path / "site" / "stress" / "stress.json").read_text())
     assert record["series"][0]["models"]["steady"]["accuracy"] == [None]
+
+
+def _series(accuracy: dict[str, list], reliance: float = 0.5) -> dict:
+    rates = [0.1, 0.2]
+    models = {label: {"accuracy": values, "text_reliance": [reliance] * 2, "runs": [3, 3]}
+              for label, values in accuracy.items()}
+    return {"knobs": {"text_strength": 1.0}, "rates": rates, "models": models,
+            "best_multimodal_baseline": best_baseline(models, len(rates))}
+
+
+def test_the_best_multimodal_baseline_is_never_cmc_the_mean_or_one_modality():
+    series = _series({"cmc": [0.9, 0.9], "cmc-gt (layers=2)": [0.95, 0.9], "mean": [0.8, 0.8],
+                      "unimodal-a": [0.85, 0.85], "mtfn": [0.6, 0.3], "lf-dnn": [0.5, 0.4], "tfn": [None, 0.4]})
+    best = series["best_multimodal_baseline"]
+    assert best["model"] == ["mtfn", "lf-dnn"]                     # at 0.2: lf-dnn and tfn tie, first name wins
+    assert best["accuracy"] == [0.6, 0.4] and best["text_reliance"] == [0.5, 0.5]
+    assert best_baseline({"cmc": {"accuracy": [0.9], "text_reliance": [0.1]}}, 1) == {
+        "model": [None], "accuracy": [None], "text_reliance": [None]}
+
+
+def test_series_are_named_by_the_knobs_that_tell_them_apart():
+    first, second = _series({"tfn": [0.5, 0.5]}), _series({"tfn": [0.5, 0.5]})
+    second["knobs"] = {"text_strength": 0.2}
+    assert series_titles([first, second]) == ["text_strength 1.0", "text_strength 0.2"]
+    assert series_titles([first]) == ["Series 1"]
+
+
+def test_focus_models_are_coloured_and_the_rest_are_grey_context():
+    """With 26 models in colour no line could be followed: CMC's models, LF-DNN, TFN and the best baseline carry
+    colour and hover labels, every other model is one thin grey line without markers."""
+    others = {f"other-{i}": [0.3 + i / 100, 0.2] for i in range(20)}
+    figure = series_figure(_series({"cmc": [0.7, 0.6], "lf-dnn": [0.2, 0.4], **others}), 1)
+    paths = [shape for shape in figure.shapes if shape["kind"] == "path"]
+    grey = [shape for shape in paths if shape["colour"] == CONTEXT_COLOUR]
+    assert len(grey) == 2 * len(others) + 1                        # both panels, plus the legend's sample
+    assert all(shape.get("width") == CONTEXT_WIDTH for shape in grey)
+    labels = {shape["label"] for shape in figure.shapes if shape["kind"] == "marker" and shape["label"]}
+    assert {"cmc: 0.7000", "lf-dnn: 0.4000", "other-19: 0.4900"} <= labels   # best baseline at 0.1 is other-19
+    assert not any(label.startswith("other-0:") for label in labels)
+    legend = [shape["text"] for shape in figure.shapes if shape["kind"] == "text" and shape["x"] == "760.0"]
+    assert legend == ["cmc", "lf-dnn", "best multimodal baseline", "other models (20, grey)"]

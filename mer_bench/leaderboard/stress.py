@@ -28,6 +28,16 @@ QUANTITIES = (("accuracy", "Acc-2 (Has0) on the text-conflict subset"), ("text_r
 WIDTH, HEIGHT, LEGEND = 360.0, 240.0, 230.0
 MARGIN = {"left": 48.0, "right": 14.0, "top": 30.0, "bottom": 44.0}
 
+# The page asks whether calibrated consensus helps where the text disagrees, so CMC's two models and the two
+# text-leaning fusions the claim is measured against are drawn in colour; with every model in colour (26 today) no
+# line could be followed. The others are thin grey lines behind them; every model is in the table.
+FOCUS_MODELS = ("cmc", "cmc-gt", "lf-dnn", "tfn")
+CMC_MODELS = ("cmc", "cmc-gt")
+# The floor and the single-modality references are not multimodal baselines, so never "the best baseline".
+REFERENCE_MODELS = ("mean", "unimodal-t", "unimodal-a", "unimodal-v")
+BEST_BASELINE = "best multimodal baseline"
+CONTEXT_COLOUR, CONTEXT_WIDTH = "#c4c9cf", "0.9"
+
 
 def _number(value: Any) -> float | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -68,8 +78,37 @@ def stress_series(runs: list[RunResult]) -> list[dict[str, Any]]:
                              for q, _ in QUANTITIES},
                           "runs": [len(per_rate[rate]["runs"]) if rate in per_rate else 0 for rate in rates]}
                   for label, per_rate in sorted(values[series].items())}
-        result.append({"knobs": json.loads(series), "rates": rates, "models": models})
+        result.append({"knobs": json.loads(series), "rates": rates, "models": models,
+                       "best_multimodal_baseline": best_baseline(models, len(rates))})
     return result
+
+
+def base_name(label: str) -> str:
+    """The model name of a row label ("cmc (layers=2)" -> "cmc")."""
+    return label.split(" (", 1)[0]
+
+
+def best_baseline(models: dict[str, dict[str, list]], count: int) -> dict[str, list]:
+    """Per rate, the multimodal baseline (neither CMC nor a reference model) with the highest text-conflict accuracy:
+    {"model": [label or None], "accuracy": [value or None], "text_reliance": [that model's share or None]}."""
+    candidates = [label for label in models if base_name(label) not in CMC_MODELS + REFERENCE_MODELS]
+    best: dict[str, list] = {"model": [], "accuracy": [], "text_reliance": []}
+    for position in range(count):
+        scored = [(models[label]["accuracy"][position], label) for label in candidates
+                  if models[label]["accuracy"][position] is not None]
+        winner = min(scored, key=lambda pair: (-pair[0], pair[1]))[1] if scored else None   # ties: first name
+        best["model"].append(winner)
+        best["accuracy"].append(models[winner]["accuracy"][position] if winner else None)
+        best["text_reliance"].append(models[winner]["text_reliance"][position] if winner else None)
+    return best
+
+
+def series_titles(all_series: list[dict[str, Any]]) -> list[str]:
+    """Each series named by the knobs that tell it from the others ("text_strength 0.2"), else "Series N"."""
+    varying = sorted({key for series in all_series for key, value in series["knobs"].items()
+                      if any(other["knobs"].get(key) != value for other in all_series)})
+    return [", ".join(f"{key} {series['knobs'].get(key)}" for key in varying) or f"Series {number}"
+            for number, series in enumerate(all_series, 1)]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -77,26 +116,40 @@ def _mean(values: list[float]) -> float | None:
 
 
 def series_figure(series: dict[str, Any], index: int) -> Figure:
-    """Two panels (accuracy on text-conflict, text reliance) against the conflict rate, one line per model."""
+    """Two panels (accuracy on text-conflict, text reliance) against the conflict rate: the focus models and, on the
+    accuracy panel, the best multimodal baseline per rate in colour; every other model as a thin grey line."""
     labels = list(series["models"])
-    figure = Figure(f"stress-{index}", 2 * WIDTH + LEGEND, max(HEIGHT, 40 + 15 * len(labels)),
+    focus = [label for label in labels if base_name(label) in FOCUS_MODELS]
+    context = [label for label in labels if label not in focus]
+    best = series["best_multimodal_baseline"]
+    legend = [*focus, BEST_BASELINE, f"other models ({len(context)}, grey)"]
+    figure = Figure(f"stress-{index}", 2 * WIDTH + LEGEND, max(HEIGHT, 40 + 15 * len(legend)),
                     "Text-conflict accuracy and text reliance against the text conflict rate",
-                    f"Two line charts over text conflict rates {', '.join(f'{r:g}' for r in series['rates'])}, one "
-                    f"line per model ({len(labels)}); the numbers are in the table below the figure.")
+                    f"Two line charts over text conflict rates {', '.join(f'{r:g}' for r in series['rates'])}: "
+                    f"{', '.join(focus) or 'no focus model'} and the best multimodal baseline per rate in colour, "
+                    f"{len(context)} other models in grey; the numbers are in the table below the figure.")
     for panel, (quantity, title) in enumerate(QUANTITIES):
-        lines = [series["models"][label][quantity] for label in labels]
-        _panel(figure, panel * WIDTH, title, series["rates"], lines)
-    for position, label in enumerate(labels):
-        colour, dash, marker = line_style(position)
+        x, y = _axes(figure, panel * WIDTH, title, series["rates"])
+        for label in context:
+            _context_line(figure, x, y, series["rates"], series["models"][label][quantity])
+        for position, label in enumerate(focus):
+            _styled_line(figure, x, y, series["rates"], series["models"][label][quantity], position, [label])
+        if quantity == "accuracy":
+            _styled_line(figure, x, y, series["rates"], best["accuracy"], len(focus), best["model"])
+    for position, label in enumerate(legend):
         top = 30 + position * 15
-        figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], colour, dash)
-        figure.marker(2 * WIDTH + 21, top, marker, colour)
+        if position < len(legend) - 1:
+            colour, dash, marker = line_style(position)
+            figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], colour, dash)
+            figure.marker(2 * WIDTH + 21, top, marker, colour)
+        else:
+            figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
         figure.text(2 * WIDTH + 40, top + 4, label[:40])
     return figure
 
 
-def _panel(figure: Figure, left: float, title: str, rates: list[float], lines: list[list[float | None]]) -> None:
-    """Axes from 0 to 1 on y and the rates' range on x; a line is broken where a value is missing."""
+def _axes(figure: Figure, left: float, title: str, rates: list[float]):
+    """Axes from 0 to 1 on y and the rates' range on x; returns the (x, y) maps from data to the panel."""
     x0, x1 = left + MARGIN["left"], left + WIDTH - MARGIN["right"]
     y0, y1 = HEIGHT - MARGIN["bottom"], MARGIN["top"]
     span = (max(rates) - min(rates)) or 1.0
@@ -111,13 +164,31 @@ def _panel(figure: Figure, left: float, title: str, rates: list[float], lines: l
     for rate in rates:
         figure.text(x(rate), y0 + 14, f"{rate:g}", anchor="middle")
     figure.text((x0 + x1) / 2, y0 + 32, "text conflict rate", anchor="middle")
-    for index, line in enumerate(lines):
-        colour, dash, marker = line_style(index)
-        points = [(x(rate), y(value)) for rate, value in zip(rates, line) if value is not None]
-        if len(points) > 1:
-            figure.polyline(points, colour, dash)
-        for (px, py), value in zip(points, [value for value in line if value is not None]):
-            figure.marker(px, py, marker, colour, f"{value:.4f}")
+    return x, y
+
+
+def _points(x, y, rates: list[float], values: list[float | None]) -> list[tuple[float, float, float, int]]:
+    return [(x(rate), y(value), value, i) for i, (rate, value) in enumerate(zip(rates, values)) if value is not None]
+
+
+def _context_line(figure: Figure, x, y, rates: list[float], values: list[float | None]) -> None:
+    """A grey line without markers: the model is in the table, the line only shows where the field lies."""
+    points = [(px, py) for px, py, _, _ in _points(x, y, rates, values)]
+    if len(points) > 1:
+        figure.polyline(points, CONTEXT_COLOUR, "", CONTEXT_WIDTH)
+
+
+def _styled_line(figure: Figure, x, y, rates: list[float], values: list[float | None], style: int,
+                 names: list[str | None]) -> None:
+    """A coloured line with markers whose hover text names the model (`names`: one, or one per rate) and value;
+    broken where a value is missing."""
+    colour, dash, marker = line_style(style)
+    points = _points(x, y, rates, values)
+    if len(points) > 1:
+        figure.polyline([(px, py) for px, py, _, _ in points], colour, dash)
+    for px, py, value, i in points:
+        name = names[i] if len(names) == len(rates) else names[0]
+        figure.marker(px, py, marker, colour, f"{name}: {value:.4f}")
 
 
 def stress_csv(all_series: list[dict[str, Any]]) -> str:
@@ -145,9 +216,12 @@ def stress_files(runs: list[RunResult]) -> dict[str, str]:
     all_series = stress_series(runs)
     if not all_series:
         return {}
-    pages = [{"number": number, "knobs": series["knobs"], "rates": series["rates"], "models": series["models"],
-              "figure": series_figure(series, number)} for number, series in enumerate(all_series, 1)]
-    return {"stress/index.html": render("stress.html", root="../", pages=pages, quantities=QUANTITIES),
+    pages = [{"number": number, "title": title, "knobs": series["knobs"], "rates": series["rates"],
+              "models": series["models"], "best": series["best_multimodal_baseline"],
+              "figure": series_figure(series, number)}
+             for number, (series, title) in enumerate(zip(all_series, series_titles(all_series)), 1)]
+    return {"stress/index.html": render("stress.html", root="../", pages=pages, quantities=QUANTITIES,
+                                          focus=", ".join(FOCUS_MODELS), best_label=BEST_BASELINE),
             "stress/stress.json": json.dumps({"format_version": 1, "metric": METRIC, "subset": SUBSET,
                                               "series": all_series}, indent=1, sort_keys=True) + "\n",
             "stress/stress.csv": stress_csv(all_series)}

@@ -42,9 +42,10 @@ class Figure:
     def line(self, x1: float, y1: float, x2: float, y2: float, css: str = "axis") -> None:
         self.shapes.append({"kind": "line", "x1": r(x1), "y1": r(y1), "x2": r(x2), "y2": r(y2), "css": css})
 
-    def polyline(self, points: list[tuple[float, float]], colour: str, dash: str) -> None:
+    def polyline(self, points: list[tuple[float, float]], colour: str, dash: str, width: str | None = None) -> None:
+        """`width`: stroke width as text (1.6 when None), thinner for lines drawn as context behind others."""
         self.shapes.append({"kind": "path", "d": "M" + " L".join(f"{r(x)} {r(y)}" for x, y in points),
-                            "colour": colour, "dash": dash})
+                            "colour": colour, "dash": dash, **({"width": width} if width else {})})
 
     def marker(self, x: float, y: float, shape: str, colour: str, label: str = "") -> None:
         self.shapes.append({"kind": "marker", "d": marker_path(shape, x, y), "colour": colour, "label": label})
