@@ -93,8 +93,9 @@ def statistics_record() -> dict[str, Any]:
     return {"cell": "mean and sample standard deviation (ddof=1) over seeds",
             "confidence_interval": f"{CONFIDENCE:.0%} Student t interval, n - 1 degrees of freedom",
             "ties": f"two-sided paired permutation test on per-sample test predictions pooled over matched seeds "
-                    f"({PERMUTATIONS} random swaps), or a two-sided paired t-test over matched seeds when predictions "
-                    f"are missing; tied when p >= alpha", "alpha": ALPHA}
+                    f"({PERMUTATIONS} random swaps), or a two-sided paired t-test over matched seeds when the "
+                    f"predictions cannot be paired sample by sample; rows without predictions are not ranked; tied "
+                    f"when p >= alpha", "alpha": ALPHA}
 
 
 def results_json(boards: list[tuple[Board, list[Table]]]) -> str:

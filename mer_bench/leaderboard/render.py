@@ -66,7 +66,7 @@ def board_page(board: Board, tables: list[Table], siblings: list[Board]) -> str:
                   robustness=robustness_figure(main.rows, board.slug), reliance=reliance_figure(main.rows, board.slug),
                   tuned=any(group.tuned for group in board.groups),
                   method=METHOD_TEXT, siblings=siblings, alpha=ALPHA, test_name="paired permutation test on "
-                  "per-sample predictions, or a paired t-test over seeds where predictions are missing")
+                  "per-sample predictions, or a paired t-test over seeds where they cannot be paired")
 
 
 def model_pages(board: Board) -> dict[str, str]:

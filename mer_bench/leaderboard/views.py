@@ -28,8 +28,10 @@ METHOD_TEXT = (
     f"{CONFIDENCE:.0%} confidence interval (Student t with n − 1 degrees of freedom) and the number of seeds. "
     f"★ marks the best mean of a column. ≈ marks a model that is not significantly worse than the best: a two-sided "
     f"paired permutation test at α = {ALPHA} ({PERMUTATIONS} random swaps of the two models' per-sample test "
-    f"predictions, pooled over the seeds both ran) does not reject equality. When either model lacks per-sample "
-    f"predictions, a two-sided paired t-test over the matched seeds is used instead. Each cell's hover text names "
+    f"predictions, pooled over the seeds both ran) does not reject equality. Where two runs' predictions cannot be "
+    f"paired sample by sample (other sample ids or labels, or a subset missing from a file), a two-sided paired "
+    f"t-test over the matched seeds is used instead; a row whose runs kept no per-sample predictions is not ranked "
+    f"at all, since its metrics cannot be checked. Each cell's hover text names "
     f"the test and its p-value. There is no correction for multiple comparisons. Reported rows are copied from "
     f"their source, never tested and never ranked."
 )
