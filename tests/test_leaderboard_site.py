@@ -16,7 +16,9 @@ import pytest
 
 from mer_bench.cli import main
 from mer_bench.leaderboard import build_site
+from mer_bench.leaderboard.figures import COLOURED_ROWS
 from mer_bench.leaderboard.site import MANIFEST
+from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH
 
 from tests.test_leaderboard_fixtures import (noisy_predictions, result_dict, synthetic_labels, write_board,
                                              write_result_dict)
@@ -217,6 +219,24 @@ def test_figures_are_inline_svg_with_titles_and_numbers(tmp_path):
     assert "0.7000" in board and "0.700" in board                  # the numbers beside the figures
     model = (tmp_path / "site" / "synthetic" / "models" / "gated.html").read_text()
     assert '<svg class="figure" id="gates-gated"' in model and "text: 0.600" in model
+
+
+def test_robustness_colours_the_first_rows_and_greys_the_rest(tmp_path):
+    """Two dozen coloured lines cannot be followed: the first COLOURED_ROWS rows of the main table (best first) are
+    coloured with hover labels naming them, the other rows are grey lines without markers, counted in the legend."""
+    probes = {"track": "regression", "metric": "has0_acc2", "clean": {"has0_acc2": 0.8},
+              "reliance_share": {"mean": {"text": 0.7, "audio": 0.2, "vision": 0.1}},
+              "robustness": {"rates": [0.1, 0.5], "noise": {"has0_acc2": [0.75, 0.7]},
+                             "masking": {"has0_acc2": [0.7, 0.6]}}}
+    models = {f"model-{rank:02d}": 0.1 + rank * 0.05 for rank in range(COLOURED_ROWS + 4)}   # model-00 is best
+    write_board(tmp_path / "results", models, seeds=(1, 2), probes=probes)
+    build_site([tmp_path / "results"], tmp_path / "site")
+    board = (tmp_path / "site" / "synthetic" / "index.html").read_text()
+    svg = re.search(r'<svg class="figure" id="robustness-synthetic".*?</svg>', board, re.S).group(0)
+    grey = re.findall(rf'<path d="[^"]*" fill="none" stroke="{CONTEXT_COLOUR}" stroke-width="{CONTEXT_WIDTH}"/>', svg)
+    assert len(grey) == 2 * 4 + 1                                  # two panels, plus the legend's sample
+    assert "model-00 · score: 0.7500" in svg and "model-09 · score:" not in svg
+    assert ">4 other rows (grey; see the table)</text>" in svg
 
 
 def test_a_board_on_another_file_of_a_published_dataset_says_so(tmp_path):

@@ -17,12 +17,15 @@ from mer_bench.metrics import METRICS
 from mer_bench.results import RunResult
 
 from mer_bench.leaderboard.ranking import Row
-from mer_bench.leaderboard.svg import MODALITY_FILLS, Figure, line_style
+from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, MODALITY_FILLS, Figure, line_style
 
 MODALITIES = ("text", "audio", "vision")
 CORRUPTIONS = (("noise", "Gaussian noise on audio and vision features"), ("masking", "whole modalities masked"))
 PANEL_WIDTH, PANEL_HEIGHT, LEGEND_WIDTH = 330.0, 230.0, 250.0
 MARGIN = {"left": 46.0, "right": 12.0, "top": 26.0, "bottom": 38.0}
+# Robustness lines in colour: the first rows of the main table (its ranking order). Eight line styles stay apart in
+# greyscale; two dozen coloured lines could not be followed, so the other rows are thin grey lines beneath.
+COLOURED_ROWS = 6
 
 
 @dataclass
@@ -85,15 +88,17 @@ def robustness_figure(rows: list[Row], board_id: str) -> FigureData | None:
     values = [v for _, (_, _, series) in found for line in series.values() for v in line]
     low, high = np.floor(min(values) * 10) / 10, np.ceil(max(values) * 10) / 10
     high = high if high > low else low + 0.1
+    coloured, context = found[:COLOURED_ROWS], found[COLOURED_ROWS:]
     figure = Figure(f"robustness-{board_id}", 2 * PANEL_WIDTH + LEGEND_WIDTH, PANEL_HEIGHT + 20,
                     f"Robustness: test {label} against the corruption rate",
-                    f"Line chart, two panels (noise, masking): test {label} of each of {len(found)} model rows at "
-                    f"corruption rates {', '.join(f'{rate:g}' for rate in rates)}; the numbers are in the table "
-                    "below the figure.")
+                    f"Line chart, two panels (noise, masking): test {label} at corruption rates "
+                    f"{', '.join(f'{rate:g}' for rate in rates)}, the {len(coloured)} first rows of the main table "
+                    f"in colour, {len(context)} other rows in grey; the numbers are in the table below the figure.")
     for panel, (name, meaning) in enumerate(CORRUPTIONS):
         _robustness_panel(figure, panel * PANEL_WIDTH, f"{name}: {meaning}", label, rates, (low, high),
-                          [curves[2][name] for _, curves in found])
-    _legend(figure, 2 * PANEL_WIDTH + 10, [row_name(row) for row, _ in found])
+                          [(row_name(row), curves[2][name]) for row, curves in coloured],
+                          [curves[2][name] for _, curves in context])
+    _legend(figure, 2 * PANEL_WIDTH + 10, [row_name(row) for row, _ in coloured], len(context))
     headers = ["Model · output", *(f"{name} {rate:g}" for name, _ in CORRUPTIONS for rate in rates[1:]), "clean"]
     table = [[row_name(row), *(f"{v:.4f}" for name, _ in CORRUPTIONS for v in curves[2][name][1:]),
               f"{curves[2]['noise'][0]:.4f}"] for row, curves in found]
@@ -101,7 +106,9 @@ def robustness_figure(rows: list[Row], board_id: str) -> FigureData | None:
 
 
 def _robustness_panel(figure: Figure, left: float, title: str, label: str, rates: list[float],
-                      bounds: tuple[float, float], lines: list[list[float]]) -> None:
+                      bounds: tuple[float, float], lines: list[tuple[str, list[float]]],
+                      context: list[list[float]]) -> None:
+    """`lines`: (row name, values) drawn in colour with markers; `context`: values drawn as grey lines beneath."""
     x0, x1 = left + MARGIN["left"], left + PANEL_WIDTH - MARGIN["right"]
     y0, y1 = PANEL_HEIGHT - MARGIN["bottom"] + 20, MARGIN["top"] + 20       # y0: bottom of the plot area
     low, high = bounds
@@ -117,20 +124,27 @@ def _robustness_panel(figure: Figure, left: float, title: str, label: str, rates
         figure.text(x(rate), y0 + 14, f"{rate:g}", anchor="middle")
     figure.text((x0 + x1) / 2, y0 + 30, "corruption rate (0 = clean)", anchor="middle")
     figure.text(left + 10, (y0 + y1) / 2, label, anchor="middle", css="y-label")
-    for index, line in enumerate(lines):
+    for line in context:
+        figure.polyline([(x(rate), y(value)) for rate, value in zip(rates, line)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
+    for index, (name, line) in enumerate(lines):
         colour, dash, marker = line_style(index)
         figure.polyline([(x(rate), y(value)) for rate, value in zip(rates, line)], colour, dash)
         for rate, value in zip(rates, line):
-            figure.marker(x(rate), y(value), marker, colour, f"{value:.4f}")
+            figure.marker(x(rate), y(value), marker, colour, f"{name}: {value:.4f}")
 
 
-def _legend(figure: Figure, left: float, names: list[str]) -> None:
+def _legend(figure: Figure, left: float, names: list[str], grey: int = 0) -> None:
+    """One entry per coloured line, then one for the `grey` context lines if any."""
     for index, name in enumerate(names):
         colour, dash, marker = line_style(index)
         top = 30 + index * 15
         figure.polyline([(left, top), (left + 26, top)], colour, dash)
         figure.marker(left + 13, top, marker, colour)
         figure.text(left + 32, top + 4, name)
+    if grey:
+        top = 30 + len(names) * 15
+        figure.polyline([(left, top), (left + 26, top)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
+        figure.text(left + 32, top + 4, f"{grey} other rows (grey; see the table)")
 
 
 # ---- reliance shares and gate weights: stacked and grouped bars ------------------------------------------------------

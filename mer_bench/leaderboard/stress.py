@@ -19,7 +19,7 @@ from typing import Any
 
 from mer_bench.results import RunResult
 
-from mer_bench.leaderboard.svg import Figure, line_style
+from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, Figure, line_style
 
 METRIC = "has0_acc2"               # defined the same way on both tracks (mer_bench.metrics)
 SUBSET = "text-conflict"
@@ -36,7 +36,6 @@ CMC_MODELS = ("cmc", "cmc-gt")
 # The floor and the single-modality references are not multimodal baselines, so never "the best baseline".
 REFERENCE_MODELS = ("mean", "unimodal-t", "unimodal-a", "unimodal-v")
 BEST_BASELINE = "best multimodal baseline"
-CONTEXT_COLOUR, CONTEXT_WIDTH = "#c4c9cf", "0.9"
 
 
 def _number(value: Any) -> float | None:

@@ -16,6 +16,9 @@ LINE_COLOURS = ("#1b1f24", "#0b5cad", "#b35806", "#1a7f37", "#8250df", "#6e7781"
 DASHES = ("", "6 3", "2 2", "8 3 2 3")
 MARKERS = ("circle", "square", "triangle", "diamond", "cross")
 
+# Lines drawn as context behind the coloured ones (models a figure does not single out): thin, light grey, no marker.
+CONTEXT_COLOUR, CONTEXT_WIDTH = "#c4c9cf", "0.9"
+
 # Fills of the three modalities (text, audio, vision): dark / middle / light, with a pattern on the two lighter ones.
 MODALITY_FILLS = ({"fill": "#24476b", "pattern": ""},
                   {"fill": "#8fb3d9", "pattern": "hatch"},
