@@ -45,7 +45,7 @@ PRESETS = {   # MMSA's per-dataset values; "synthetic" is ours (a BERT trained f
     "mosei": dict(learning_rate=1e-5, weight_decay=1e-4, adam_epsilon=1e-8, batch_size=64),
     "sims": dict(learning_rate=2e-6, weight_decay=0.0, adam_epsilon=2e-8, batch_size=32),
     "sims-v2": dict(learning_rate=3e-5, weight_decay=0.0, adam_epsilon=3e-8, batch_size=64),
-    "synthetic": dict(learning_rate=1e-4, weight_decay=0.0, adam_epsilon=1e-8, batch_size=32, max_epochs=30),
+    "synthetic": dict(learning_rate=1e-3, weight_decay=0.0, adam_epsilon=1e-8, batch_size=32, max_epochs=30),
 }
 
 

@@ -45,7 +45,7 @@ PRESETS = {   # MMSA's per-dataset values; sims-v2 takes sims's (MMSA has none; 
     "sims": dict(batch_size=32, learning_rate=5e-5, beta_shift=1.0, dropout_prob=0.1),
     "sims-v2": dict(batch_size=32, learning_rate=5e-5, beta_shift=1.0, dropout_prob=0.1),
     # ours: a BERT trained from the synthetic ids needs larger steps than a pretrained one being adapted
-    "synthetic": dict(batch_size=32, learning_rate=3e-4, beta_shift=1.0, dropout_prob=0.1, max_epochs=30),
+    "synthetic": dict(batch_size=32, learning_rate=3e-3, beta_shift=1.0, dropout_prob=0.1, max_epochs=30),
 }
 
 
