@@ -127,19 +127,18 @@ def build(model_class, settings: dict, bert: nn.Module):
 
 def copy_into(theirs: nn.Module, ours: nn.Module, rules: list[tuple[str, str]]) -> None:
     """Load our tensors into MMSA's network: each MMSA name is ours after the (pattern, replacement) rules."""
-    state, seen = theirs.state_dict(), set()
+    state, ours_state, seen = theirs.state_dict(), ours.state_dict(), set()
     for name in state:
         our_name = name
         for pattern, replacement in rules:
             our_name = re.sub(pattern, replacement, our_name)
-        ours_state = ours.state_dict()
         if our_name not in ours_state:
             if name.startswith(("bert.pooler", "bert.embeddings.position_ids")) or "position_ids" in name:
                 continue
             raise KeyError(f"MMSA's {name} -> {our_name}: not one of ours")
         state[name] = ours_state[our_name].reshape(state[name].shape).clone()
         seen.add(our_name)
-    missing = {n for n in ours.state_dict() if n not in seen and "position_ids" not in n}
+    missing = {n for n in ours_state if n not in seen and "position_ids" not in n}
     assert not missing, f"our tensors without an MMSA counterpart: {sorted(missing)}"
     theirs.load_state_dict(state)
 

@@ -15,6 +15,12 @@ from mer_bench.errors import UserError
 RANDOM_SMALL_BERT = "random-init:small-bert"
 
 
+def chosen_bert(setting: str, dataset_bert: str) -> str:
+    """The BERT a run reads: the model's `bert_model` setting when given, else the dataset's. Models load it and the
+    runner records it through this one rule, so `model.bert` in a result file is the BERT that was loaded."""
+    return setting or dataset_bert
+
+
 def load_bert(name_or_path: str, text_len: int | None = None) -> torch.nn.Module:
     """A `transformers.BertModel` from a local folder (config.json + weights) or the local Hugging Face cache.
 

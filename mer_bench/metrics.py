@@ -101,11 +101,9 @@ def compute_metrics(style: str, labels: np.ndarray, score: np.ndarray | None = N
 
 
 def _null_tables(style: str, with_score: bool, with_probs: bool) -> dict[str, dict[str, None]]:
-    """The tables `compute_metrics` gives, every value None: the keys come from scoring one dummy sample, so they
-    cannot drift from the real ones (numpy would warn about empty means and store NaN otherwise)."""
-    one = np.zeros(1)
-    tables = compute_metrics(style, one, one if with_score else None, np.full((1, 3), 1 / 3) if with_probs else None)
-    return {track: dict.fromkeys(table, None) for track, table in tables.items()}
+    """The tables `compute_metrics` gives, every value None (numpy would warn about empty means and store NaN)."""
+    tracks = [track for track, wanted in (("regression", with_score), ("classification", with_probs)) if wanted]
+    return {track: dict.fromkeys(METRIC_KEYS[(track, style)]) for track in tracks}
 
 
 def _finite_array(name: str, values: np.ndarray) -> np.ndarray:

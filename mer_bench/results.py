@@ -121,7 +121,7 @@ class RunResult:
         return self.spec.run_id
 
     def to_json_dict(self) -> dict[str, Any]:
-        return _finite({
+        return finite_or_null({
             "schema_version": self.schema_version, "run_id": self.run_id, "spec": self.spec.to_dict(),
             "model": self.model, "dataset": self.dataset, "metrics": self.metrics, "predictions": self.predictions,
             "probes": self.probes, "timings": self.timings, "parameters": self.parameters,
@@ -141,14 +141,14 @@ class RunResult:
                    command=data["command"])
 
 
-def _finite(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
     """NaN and infinities are not JSON: store them as null (an undefined metric)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite_or_null(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [finite_or_null(item) for item in value]
     return value
 
 

@@ -132,11 +132,9 @@ def comparisons(loaded: Loaded, first: str, second: str, dataset: str | None = N
 def _compare_on(board: Board, track: str, first: Group, second: Group) -> Comparison:
     columns = [column for column in track_columns(track, board.style, board.subsets, with_probes=False)
                if column.ranked]
-    compared = []
-    for column in columns:
-        one, other = make_row(first, track, [column]), make_row(second, track, [column])
-        compared.append(ColumnComparison(column, one.cells[column.id].summary, other.cells[column.id].summary,
-                                         compare(first, second, track, board.style, column)))
+    one, other = make_row(first, track, columns), make_row(second, track, columns)
+    compared = [ColumnComparison(column, one.cells[column.id].summary, other.cells[column.id].summary,
+                                 compare(first, second, track, board.style, column)) for column in columns]
     return Comparison(board, track, first, second, compared)
 
 
@@ -189,11 +187,3 @@ def tables_csv(tables: list[TrackTable]) -> str:
                 line += ["" if cell.get(part) is None else str(cell[part]) for part in ("mean", "std", "n")]
             writer.writerow(line)
     return buffer.getvalue()
-
-
-def mean_std_text(summary: Summary, digits: int = 4) -> str:
-    if summary.mean is None:
-        return "n/a"
-    mean = f"{summary.mean:.{digits}f}"
-    return mean if summary.std is None else f"{mean} ± {summary.std:.{digits}f}"
-

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from mer_bench.bert import chosen_bert
 from mer_bench.data.align import alignment_seen
 from mer_bench.data.loading import dataset_checksum, generated_data, load_dataset
 from mer_bench.data.split import MERData, Split
@@ -317,7 +318,7 @@ def bert_used(spec: RunSpec, config: Any, data: MERData) -> str | None:
     checkpoint name, a folder, or bert.RANDOM_SMALL_BERT for generated data, trained from scratch)."""
     if spec.text_mode != "bert":
         return None
-    return getattr(config, "bert_model", "") or data.spec.text_model
+    return chosen_bert(getattr(config, "bert_model", ""), data.spec.text_model)
 
 
 def _dataset_record(data: MERData, subsets: dict[str, torch.Tensor] | None, alignment: str | None) -> dict[str, Any]:

@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
+from mer_bench.data.align import segment_means
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext
-from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean, segment_means, token_counts
+from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean, token_counts
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.self_mm import SelfMM

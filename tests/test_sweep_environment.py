@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mer_bench.cli import main
-from mer_bench.cli.sweep import _finish
+from mer_bench.cli.sweep_actions import _finish
 from mer_bench.errors import EnvironmentProblem, UserError
 from mer_bench.plugins import get_catalog
 from mer_bench.runlock import STALE_AFTER_S, RunLock, lock_is_stale

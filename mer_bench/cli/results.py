@@ -106,28 +106,30 @@ def _board_title(board, track: str) -> str:
 def _show_table(table):
     from rich.table import Table
 
-    from mer_bench.results_table import mean_std_text
+    from mer_bench.leaderboard.views import mean_std_text
 
     shown = Table("row", "settings", "seeds", *(column.label for column in table.columns),
                   title=_board_title(table.board, table.track))
     for row in table.rows:
         key = row.group.key
         shown.add_row(row.group.slug, key.settings_text(), str(len(row.seeds)),
-                      *(mean_std_text(row.cells[column.id].summary) for column in table.columns))
+                      *(mean_std_text(row.cells[column.id].summary.mean, row.cells[column.id].summary.std)
+                        for column in table.columns))
     return shown
 
 
 def _comparison_table(found):
     from rich.table import Table
 
-    from mer_bench.results_table import mean_std_text
+    from mer_bench.leaderboard.views import mean_std_text
 
     shown = Table("metric", f"A: {found.first.slug}", f"B: {found.second.slug}", "A - B", "p", "test",
                   title=_board_title(found.board, found.track))
     for item in found.columns:
         arrow = "↑" if item.column.higher_is_better else "↓"
         test = item.test
-        shown.add_row(f"{item.column.label} {arrow}", mean_std_text(item.first), mean_std_text(item.second),
+        shown.add_row(f"{item.column.label} {arrow}", mean_std_text(item.first.mean, item.first.std),
+                      mean_std_text(item.second.mean, item.second.std),
                       "n/a" if test is None else f"{test.difference:+.4f}",
                       "n/a" if test is None else f"{test.p_value:.4f}",
                       "no matched seeds" if test is None else f"{test.method}, {test.seeds} seed(s)")

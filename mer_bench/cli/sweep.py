@@ -6,7 +6,6 @@ imported when a command runs (it loads the runner, torch and the model plugins).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
@@ -17,11 +16,6 @@ RUNS_LISTED_BY_DEFAULT = 40   # a small sweep's plan lists its runs; a large one
 grid_argument = click.argument("grid_file", metavar="GRID_FILE", type=click.Path(path_type=Path))
 results_option = click.option("--results", type=click.Path(path_type=Path),
                               help="Results folder, instead of the grid file's `results`.")
-
-
-def __getattr__(name: str):
-    """Helpers of the commands (e.g. `_finish`, `parse_minutes`) are still reachable here, loaded on first use."""
-    return getattr(importlib.import_module("mer_bench.cli.sweep_actions"), name)
 
 
 @click.group("sweep")

@@ -135,18 +135,6 @@ class Ledger:
         if n > max(self.file_size, SMALL_READ):   # small reads past the end fail as truncation
             raise Refused(f"a length of {n} bytes in a {self.file_size}-byte file")
 
-    def weight(self, obj: Any) -> int:
-        node = self.nodes.get(id(obj))
-        if node is not None:
-            return node.weight
-        if isinstance(obj, (str, bytes, bytearray)):
-            return len(obj)
-        return obj.nbytes if isinstance(obj, np.ndarray) else 0
-
-    def depth(self, obj: Any) -> int:
-        node = self.nodes.get(id(obj))
-        return 0 if node is None else node.depth
-
     def new(self, obj: Any, elements: Any, size: int) -> None:
         """Track a new object of `size` bytes (slots included) made of `elements`, which it seals."""
         node = _Node(obj, 0, 0)

@@ -87,10 +87,6 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def is_member_name(name: str) -> bool:
-    return name.startswith(FAMILY + "+")
-
-
 def parse(name: str) -> Member:
     """The member a name stands for; a `UserError` naming the knob for anything else."""
     parts = name.split("+")
@@ -100,9 +96,7 @@ def parse(name: str) -> Member:
     for part in parts[1:]:
         key, dash, text = part.partition("-")
         if key not in KNOBS:
-            close = difflib.get_close_matches(key, KNOBS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"dataset '{name}': unknown knob '{key}'.{hint} Knobs: {', '.join(KNOBS)}.")
+            raise _unknown_knob(f"dataset '{name}'", key, KNOBS)
         if not dash or not text:
             raise UserError(f"dataset '{name}': knob '{key}' needs a value, written {key}-VALUE.")
         if key in values:
@@ -125,9 +119,7 @@ def member_from_options(like: str, sizes: tuple[int, int, int] | None, seed: int
         if key in SYNTH_OPTIONS:
             raise UserError(f"--knob {setting}: set {key} with {SYNTH_OPTIONS[key]}.")
         if key not in KNOBS:
-            close = difflib.get_close_matches(key, KNOBS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise UserError(f"--knob {setting}: unknown knob '{key}'.{hint} Knobs: {', '.join(k for k in KNOBS if k not in SYNTH_OPTIONS)}.")
+            raise _unknown_knob(f"--knob {setting}", key, [k for k in KNOBS if k not in SYNTH_OPTIONS])
         if not equals or not text:
             raise UserError(f"--knob {setting}: write --knob {key}=VALUE.")
         values[key] = _parse_value(f"--knob {setting}", key, text)
@@ -136,6 +128,13 @@ def member_from_options(like: str, sizes: tuple[int, int, int] | None, seed: int
     if (problem := member_problem(member)) is not None:
         raise UserError(f"--knob: {problem}.")
     return member
+
+
+def _unknown_knob(where: str, key: str, listed) -> UserError:
+    """The error for a knob name that is none of KNOBS, with the closest one as a hint and `listed` as the choice."""
+    close = difflib.get_close_matches(key, KNOBS, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return UserError(f"{where}: unknown knob '{key}'.{hint} Knobs: {', '.join(listed)}.")
 
 
 def _member(values: dict[str, Any]) -> Member:

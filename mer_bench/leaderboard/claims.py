@@ -53,7 +53,7 @@ def claim_row(run: RunResult) -> dict[str, Any] | None:
         "n/a" if agreement is None else f"{_triple(before)} → {_triple(after)}",
         f"{_share(_get(router, 'mean_gates', 'consistent', 'text'))} → "
         f"{_share(_get(router, 'mean_gates', 'text-conflict', 'text'))}",
-        {True: "yes", False: "no"}.get(moved, "n/a") if isinstance(moved, bool) else "n/a",
+        ("yes" if moved else "no") if isinstance(moved, bool) else "n/a",
         _share(_get(claims, "text_reliance_share")),
     ]
     return {"seed": run.spec.seed, "cells": cells}

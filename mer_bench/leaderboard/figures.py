@@ -17,7 +17,7 @@ from mer_bench.metrics import METRICS
 from mer_bench.results import RunResult
 
 from mer_bench.leaderboard.ranking import Row
-from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, MODALITY_FILLS, Figure, line_style
+from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, MODALITY_FILLS, Figure, legend, line_style
 
 MODALITIES = ("text", "audio", "vision")
 CORRUPTIONS = (("noise", "Gaussian noise on audio and vision features"), ("masking", "whole modalities masked"))
@@ -98,7 +98,8 @@ def robustness_figure(rows: list[Row], board_id: str) -> FigureData | None:
         _robustness_panel(figure, panel * PANEL_WIDTH, f"{name}: {meaning}", label, rates, (low, high),
                           [(row_name(row), curves[2][name]) for row, curves in coloured],
                           [curves[2][name] for _, curves in context])
-    _legend(figure, 2 * PANEL_WIDTH + 10, [row_name(row) for row, _ in coloured], len(context))
+    legend(figure, 2 * PANEL_WIDTH + 10, [row_name(row) for row, _ in coloured],
+           f"{len(context)} other rows (grey; see the table)" if context else None)
     headers = ["Model · output", *(f"{name} {rate:g}" for name, _ in CORRUPTIONS for rate in rates[1:]), "clean"]
     table = [[row_name(row), *(f"{v:.4f}" for name, _ in CORRUPTIONS for v in curves[2][name][1:]),
               f"{curves[2]['noise'][0]:.4f}"] for row, curves in found]
@@ -131,20 +132,6 @@ def _robustness_panel(figure: Figure, left: float, title: str, label: str, rates
         figure.polyline([(x(rate), y(value)) for rate, value in zip(rates, line)], colour, dash)
         for rate, value in zip(rates, line):
             figure.marker(x(rate), y(value), marker, colour, f"{name}: {value:.4f}")
-
-
-def _legend(figure: Figure, left: float, names: list[str], grey: int = 0) -> None:
-    """One entry per coloured line, then one for the `grey` context lines if any."""
-    for index, name in enumerate(names):
-        colour, dash, marker = line_style(index)
-        top = 30 + index * 15
-        figure.polyline([(left, top), (left + 26, top)], colour, dash)
-        figure.marker(left + 13, top, marker, colour)
-        figure.text(left + 32, top + 4, name)
-    if grey:
-        top = 30 + len(names) * 15
-        figure.polyline([(left, top), (left + 26, top)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
-        figure.text(left + 32, top + 4, f"{grey} other rows (grey; see the table)")
 
 
 # ---- reliance shares and gate weights: stacked and grouped bars ------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 
 from mer_bench.errors import UserError
 from mer_bench.metrics import METRICS, TRACKS, compute_metrics
-from mer_bench.results import ResultError, RunResult
+from mer_bench.results import ResultError, RunResult, finite_or_null
 
 from mer_bench.leaderboard.boards import TRACK_OUTPUTS
 from mer_bench.leaderboard.safejson import Rejected, parse_json
@@ -203,7 +203,8 @@ def recompute_problem(result: RunResult) -> str | None:
             if subset != "all" and subset not in indices:
                 return f"'metrics/test/{subset}': no stored sample indices to check it against"
             pick = slice(None) if subset == "all" else np.asarray(indices[subset], dtype=np.int64)
-            recomputed = compute_metrics(style, label[pick], **{output: values[pick]})[track]
+            # as a result file stores them: an undefined metric (NaN) is null
+            recomputed = finite_or_null(compute_metrics(style, label[pick], **{output: values[pick]})[track])
             problem = _differs(tracks[track], recomputed)
             if problem:
                 return f"'metrics/test/{subset}/{track}/{problem}"
@@ -213,8 +214,6 @@ def recompute_problem(result: RunResult) -> str | None:
 def _differs(stored: dict[str, Any], recomputed: dict[str, float | None]) -> str | None:
     for key in sorted(set(stored) | set(recomputed)):
         old, new = stored.get(key), recomputed.get(key)
-        if new is not None and not np.isfinite(new):   # undefined (e.g. an empty subset): result files store null
-            new = None
         same = old is None and new is None if old is None or new is None else abs(old - new) <= TOLERANCE
         if not same:
             return (f"{key}': the file says {old}, its stored predictions give {new}; metrics that disagree with "

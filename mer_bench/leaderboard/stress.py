@@ -14,12 +14,13 @@ import csv
 import io
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from mer_bench.results import RunResult
 
-from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, Figure, line_style
+from mer_bench.leaderboard.downloads import spreadsheet_text
+from mer_bench.leaderboard.svg import CONTEXT_COLOUR, CONTEXT_WIDTH, Figure, legend, line_style
 
 METRIC = "has0_acc2"               # defined the same way on both tracks (mer_bench.metrics)
 SUBSET = "text-conflict"
@@ -52,8 +53,8 @@ def run_point(run: RunResult) -> tuple[str, str, float, dict[str, float | None]]
         return None
     series = json.dumps({key: value for key, value in knobs.items() if key != VARYING}, sort_keys=True)
     tracks = ((run.metrics.get("test") or {}).get(SUBSET) or {})
-    accuracy = next((_number(table.get(METRIC)) for table in tracks.values() if isinstance(table, dict)
-                     and _number(table.get(METRIC)) is not None), None)
+    accuracy = next((value for table in tracks.values() if isinstance(table, dict)
+                     and (value := _number(table.get(METRIC))) is not None), None)
     overrides = run.spec.overrides
     label = run.spec.model + (" (" + ", ".join(f"{k}={v}" for k, v in overrides) + ")" if overrides else "")
     return series, label, rate, {"accuracy": accuracy, "text_reliance": _number((run.probes or {}).get(
@@ -64,18 +65,20 @@ def stress_series(runs: list[RunResult]) -> list[dict[str, Any]]:
     """[{"knobs": {...}, "rates": [...], "models": {label: {quantity: [mean or None per rate], "seeds": [n]}}}]."""
     values: dict[str, dict[str, dict[float, dict[str, list[float]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    counts: Counter[tuple[str, str, float]] = Counter()    # runs per (series, label, rate), values or not
     for point in filter(None, map(run_point, runs)):
         series, label, rate, measured = point
-        values[series][label][rate]["runs"].append(1.0)
+        counts[series, label, rate] += 1
+        entry = values[series][label][rate]     # created even when every value is missing: the rate still shows
         for quantity, value in measured.items():
             if value is not None:
-                values[series][label][rate][quantity].append(value)
+                entry[quantity].append(value)
     result = []
     for series in sorted(values):
         rates = sorted({rate for per_rate in values[series].values() for rate in per_rate})
         models = {label: {**{q: [_mean(per_rate[rate][q]) if rate in per_rate else None for rate in rates]
                              for q, _ in QUANTITIES},
-                          "runs": [len(per_rate[rate]["runs"]) if rate in per_rate else 0 for rate in rates]}
+                          "runs": [counts[series, label, rate] for rate in rates]}
                   for label, per_rate in sorted(values[series].items())}
         result.append({"knobs": json.loads(series), "rates": rates, "models": models,
                        "best_multimodal_baseline": best_baseline(models, len(rates))})
@@ -121,8 +124,8 @@ def series_figure(series: dict[str, Any], index: int) -> Figure:
     focus = [label for label in labels if base_name(label) in FOCUS_MODELS]
     context = [label for label in labels if label not in focus]
     best = series["best_multimodal_baseline"]
-    legend = [*focus, BEST_BASELINE, f"other models ({len(context)}, grey)"]
-    figure = Figure(f"stress-{index}", 2 * WIDTH + LEGEND, max(HEIGHT, 40 + 15 * len(legend)),
+    coloured = [label[:40] for label in (*focus, BEST_BASELINE)]
+    figure = Figure(f"stress-{index}", 2 * WIDTH + LEGEND, max(HEIGHT, 40 + 15 * (len(coloured) + 1)),
                     "Text-conflict accuracy and text reliance against the text conflict rate",
                     f"Two line charts over text conflict rates {', '.join(f'{r:g}' for r in series['rates'])}: "
                     f"{', '.join(focus) or 'no focus model'} and the best multimodal baseline per rate in colour, "
@@ -135,15 +138,7 @@ def series_figure(series: dict[str, Any], index: int) -> Figure:
             _styled_line(figure, x, y, series["rates"], series["models"][label][quantity], position, [label])
         if quantity == "accuracy":
             _styled_line(figure, x, y, series["rates"], best["accuracy"], len(focus), best["model"])
-    for position, label in enumerate(legend):
-        top = 30 + position * 15
-        if position < len(legend) - 1:
-            colour, dash, marker = line_style(position)
-            figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], colour, dash)
-            figure.marker(2 * WIDTH + 21, top, marker, colour)
-        else:
-            figure.polyline([(2 * WIDTH + 8, top), (2 * WIDTH + 34, top)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
-        figure.text(2 * WIDTH + 40, top + 4, label[:40])
+    legend(figure, 2 * WIDTH + 8, coloured, f"other models ({len(context)}, grey)")
     return figure
 
 
@@ -199,13 +194,10 @@ def stress_csv(all_series: list[dict[str, Any]]) -> str:
         knobs = json.dumps(series["knobs"], sort_keys=True)
         for label, row in series["models"].items():
             for position, rate in enumerate(series["rates"]):
-                writer.writerow([number, knobs, _cell(label), rate, row["runs"][position],
+                writer.writerow([number, knobs, spreadsheet_text(label), rate, row["runs"][position],
                                  row["accuracy"][position], row["text_reliance"][position]])
     return out.getvalue()
 
-
-def _cell(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def stress_files(runs: list[RunResult]) -> dict[str, str]:

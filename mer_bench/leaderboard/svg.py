@@ -83,3 +83,18 @@ def line_style(index: int) -> tuple[str, str, str]:
     colours = len(LINE_COLOURS)
     return (LINE_COLOURS[index % colours], DASHES[(index + index // colours) % len(DASHES)],
             MARKERS[index % len(MARKERS)])
+
+
+def legend(figure: Figure, left: float, names: list[str], grey_label: str | None = None) -> None:
+    """One entry per coloured line (styles in `line_style` order), then, with `grey_label`, one for the grey context
+    lines; entries 15 px apart from y = 30."""
+    for index, name in enumerate(names):
+        colour, dash, marker = line_style(index)
+        top = 30 + index * 15
+        figure.polyline([(left, top), (left + 26, top)], colour, dash)
+        figure.marker(left + 13, top, marker, colour)
+        figure.text(left + 32, top + 4, name)
+    if grey_label:
+        top = 30 + len(names) * 15
+        figure.polyline([(left, top), (left + 26, top)], CONTEXT_COLOUR, "", CONTEXT_WIDTH)
+        figure.text(left + 32, top + 4, grey_label)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from mer_bench.runlock import process_alive
 from mer_bench.runspec import RunSpec
-from mer_bench.threads import cpu_budget, share_of_budget
+from mer_bench.threads import apply_threads, cpu_budget, share_of_budget
 from mer_bench.sweep.store import lock_is_stale, lock_path, write_lost_failure
 from mer_bench.sweep.worker import FAILED, WorkerSettings, execute_run
 
@@ -167,9 +167,7 @@ def _init_worker(slots, gpus: tuple[str, ...], threads: int, main_pid: int) -> N
     stop_with_parent(main_pid)
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-    import torch
-
-    torch.set_num_threads(threads)
+    apply_threads(threads)
 
 
 def stop_with_parent(main_pid: int) -> None:

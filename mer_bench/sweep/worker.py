@@ -21,8 +21,7 @@ from mer_bench.data.split import MERData
 from mer_bench.errors import EnvironmentProblem, UserError
 from mer_bench.model import NullProgress
 from mer_bench.plugins import Catalog, get_catalog
-from mer_bench.runner import RunOptions, check_data_identity, load_checked, run_one
-from mer_bench.runner import data_options as runner_data_options
+from mer_bench.runner import RunOptions, check_data_identity, data_options, load_checked, run_one
 from mer_bench.runspec import RunSpec
 from mer_bench.threads import apply_threads
 from mer_bench.training import resolve_device
@@ -80,7 +79,7 @@ def _train(spec: RunSpec, settings: WorkerSettings) -> str:
         if settings.progress_lines:
             progress.finish_run(outcome)
     except Exception as error:  # any failure of one run is recorded and the sweep goes on
-        write_failure(spec, settings.out_dir, error, started, command=spec.command(data_options(data, settings)))
+        write_failure(spec, settings.out_dir, error, started, command=spec.command(data_options(options, data)))
         return FAILED
     failure_path(spec, settings.out_dir).unlink(missing_ok=True)
     return DONE
@@ -93,11 +92,6 @@ def _progress_lines(spec: RunSpec):
     progress = PlainProgress([spec], sys.stderr, interval_s=plain_interval())
     progress.start_run(spec)
     return progress
-
-
-def data_options(data: MERData, settings: WorkerSettings) -> tuple[str, ...]:
-    """As the result file records them (`mer_bench.runner.data_options`), for the failure record's command."""
-    return runner_data_options(RunOptions(out_dir=settings.out_dir, data_dir=settings.data_dir), data)
 
 
 def _get_catalog() -> Catalog:

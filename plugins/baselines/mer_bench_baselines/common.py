@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mer_bench.bert import load_bert
-from mer_bench.data.align import segment_means, text_lengths  # noqa: F401  (segment_means: re-exported)
+from mer_bench.bert import chosen_bert, load_bert
+from mer_bench.data.align import text_lengths
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo
 from mer_bench.training import autocast, batch_indices
@@ -190,7 +190,7 @@ class TextInput(nn.Module):
     def __init__(self, info: DataInfo, bert_model: str = ""):
         super().__init__()
         self.mode = info.text_mode
-        self.bert = load_bert(bert_model or info.text_model, info.seq_lens[0]) if self.mode == "bert" else None
+        self.bert = load_bert(chosen_bert(bert_model, info.text_model), info.seq_lens[0]) if self.mode == "bert" else None
         self.out_size = self.bert.config.hidden_size if self.bert is not None else info.feature_dims[0]
 
     def forward(self, inputs: Inputs) -> torch.Tensor:

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from mer_bench.bert import load_bert
+from mer_bench.bert import chosen_bert, load_bert
 from mer_bench.data import Split
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext, Predictions, TorchModel
@@ -38,7 +38,7 @@ class CMC(TorchModel):
     def __init__(self, config: CMCConfig, info: DataInfo):
         super().__init__(config, info)
         self.check_config(config)
-        text_model = BertText(load_bert(config.bert_model or info.text_model, info.seq_lens[0])) if info.text_mode == "bert" else None
+        text_model = BertText(load_bert(chosen_bert(config.bert_model, info.text_model), info.seq_lens[0])) if info.text_mode == "bert" else None
         self.in_dims = (text_model.hidden_size if text_model is not None else info.feature_dims[0],
                         info.feature_dims[1], info.feature_dims[2])
         self.network = CMCNet(self.in_dims, config, text_model)
