@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from mer_bench.data.align import segment_means
+from mer_bench.data.align import segment_means, text_lengths
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo, FitContext
-from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean, token_counts
+from mer_bench_baselines.common import Inputs, LSTMEncoder, last_valid, masked_mean
 from mer_bench_baselines.lf_dnn import LFDNN
 from mer_bench_baselines.lmf import LMF
 from mer_bench_baselines.self_mm import SelfMM
@@ -64,10 +64,10 @@ def test_text_subnetwork_applies_no_dropout_as_mmsa(model_class):
 
 def test_text_lengths_come_from_the_attention_mask(tiny_data):
     split = tiny_data.train
-    counts = token_counts(split)
+    counts = text_lengths(split)
     assert torch.equal(counts, split.text_bert[:, 1].sum(dim=1).long())
     without_ids = dataclasses.replace(split, text_bert=None)     # features only: count the non-zero rows instead
-    assert torch.equal(token_counts(without_ids), counts)
+    assert torch.equal(text_lengths(without_ids), counts)
 
 
 def test_presets_follow_the_dataset_then_synthetic_then_style():

@@ -44,10 +44,11 @@ def align_split(split: Split) -> Split:
     """
     steps = text_lengths(split)                              # (N,) tokens, at least 1
     length = text_padded_length(split)
+    audio_lengths = clamped_lengths(split.audio_lengths, split.audio.shape[1])     # (N,)
+    vision_lengths = clamped_lengths(split.vision_lengths, split.vision.shape[1])  # (N,)
     return split.replace(
-        audio=segment_means(split.audio.float(), _clamped(split.audio_lengths, split.audio.shape[1]), steps, length),
-        vision=segment_means(split.vision.float(), _clamped(split.vision_lengths, split.vision.shape[1]), steps,
-                             length),
+        audio=segment_means(split.audio.float(), audio_lengths, steps, length),
+        vision=segment_means(split.vision.float(), vision_lengths, steps, length),
         audio_lengths=steps.clone(), vision_lengths=steps.clone())
 
 
@@ -67,11 +68,12 @@ def token_lengths(text_bert: torch.Tensor | None, text: torch.Tensor | None) -> 
     are not zero at padded positions (BERT writes a state there). An all-padding sample still counts one (zero) step,
     so sequence encoders never see length 0."""
     if text_bert is not None:
-        return _clamped(text_bert[:, 1].float().sum(dim=1), text_bert.shape[-1])
-    return _clamped((text.abs().sum(dim=-1) > 0).sum(dim=1), text.shape[1])
+        return clamped_lengths(text_bert[:, 1].float().sum(dim=1), text_bert.shape[-1])
+    return clamped_lengths((text.abs().sum(dim=-1) > 0).sum(dim=1), text.shape[1])
 
 
-def _clamped(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+def clamped_lengths(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """Lengths as int64 clamped to [1, max_length]: an all-padding sample still gives one (zero) step."""
     return lengths.round().long().clamp(1, max_length)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from mer_bench.errors import UserError
 from mer_bench.model import DataInfo
 from mer_bench.model_config import bounds
-from mer_bench_baselines.common import Inputs, TextInput, length_mask
+from mer_bench_baselines.common import Inputs, TextInput, bert_style_init, length_mask
 from mer_bench_baselines.training_loop import BaselineModel, trainable
 
 NO_DECAY = ("bias", "LayerNorm.weight")   # MMSA's no-decay rule for BERT and the head (not the CE module)
@@ -96,7 +96,7 @@ class CENETNetwork(nn.Module):
         self.head = nn.Sequential(nn.Dropout(bert.config.hidden_dropout_prob), nn.Linear(hidden, hidden), nn.Tanh(),
                                   nn.Dropout(bert.config.hidden_dropout_prob), nn.Linear(hidden, 1))
         for module in (self.enhance, self.head):      # BERT's initialisation, as MMSA's BertPreTrainedModel gives them
-            module.apply(lambda m: _bert_init(m, bert.config.initializer_range))
+            module.apply(lambda m: bert_style_init(m, bert.config.initializer_range))
         self._batch: Inputs | None = None             # the batch whose audio and vision the CE module reads
         bert.embeddings.register_forward_hook(lambda module, args, output: output.detach())
         bert.encoder.layer[config.injection_layer].register_forward_pre_hook(self._inject, with_kwargs=True)
@@ -112,12 +112,6 @@ class CENETNetwork(nn.Module):
         finally:
             self._batch = None
         return {"score": self.head(words[:, 0]).squeeze(-1)}
-
-
-def _bert_init(module: nn.Module, std: float) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=std)
-        nn.init.zeros_(module.bias)
 
 
 class CENET(BaselineModel):

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mer_bench.bert import chosen_bert, load_bert
-from mer_bench.data.align import text_lengths
+from mer_bench.data.align import clamped_lengths, text_lengths
 from mer_bench.data.split import Split
 from mer_bench.model import DataInfo
 from mer_bench.training import autocast, batch_indices
@@ -43,9 +43,9 @@ class Inputs:
         text_ids = split.text_bert.long() if text_mode == "bert" else None
         inputs = cls(
             index=torch.arange(len(split)), label=split.label.float(), text=text, text_ids=text_ids,
-            text_lengths=token_counts(split),
-            audio=split.audio.float(), audio_lengths=_valid_lengths(split.audio_lengths, split.audio.shape[1]),
-            vision=split.vision.float(), vision_lengths=_valid_lengths(split.vision_lengths, split.vision.shape[1]))
+            text_lengths=text_lengths(split),
+            audio=split.audio.float(), audio_lengths=clamped_lengths(split.audio_lengths, split.audio.shape[1]),
+            vision=split.vision.float(), vision_lengths=clamped_lengths(split.vision_lengths, split.vision.shape[1]))
         return inputs.to(device)
 
     def __len__(self) -> int:
@@ -65,16 +65,6 @@ class Inputs:
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-
-
-def token_counts(split: Split) -> torch.Tensor:
-    """(N,) true text lengths in [1, Lt], as the harness's alignment counts them (`mer_bench.data.align`)."""
-    return text_lengths(split)
-
-
-def _valid_lengths(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """Lengths as int64 clamped to [1, max_length]: an all-padding sample still gives one (zero) step to encode."""
-    return lengths.round().long().clamp(1, max_length)
 
 
 def length_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -190,7 +180,8 @@ class TextInput(nn.Module):
     def __init__(self, info: DataInfo, bert_model: str = ""):
         super().__init__()
         self.mode = info.text_mode
-        self.bert = load_bert(chosen_bert(bert_model, info.text_model), info.seq_lens[0]) if self.mode == "bert" else None
+        bert_name = chosen_bert(bert_model, info.text_model)
+        self.bert = load_bert(bert_name, info.seq_lens[0]) if self.mode == "bert" else None
         self.out_size = self.bert.config.hidden_size if self.bert is not None else info.feature_dims[0]
 
     def forward(self, inputs: Inputs) -> torch.Tensor:
@@ -215,3 +206,18 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.T
     codes[:, 0::2] = torch.sin(position * frequency)
     codes[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
     return codes
+
+
+def masked_mse(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the valid steps of (B, L, D) sequences and every feature (MMSA's MSELoss on the
+    valid steps): MCTN's translations, MFM's reconstructions. valid: (B, L) bool."""
+    mask = valid.unsqueeze(-1).to(predicted.dtype)                              # (B, L, 1)
+    return ((predicted - target).pow(2) * mask).sum() / (mask.sum() * predicted.shape[-1])
+
+
+def bert_style_init(module: nn.Module, std: float) -> None:
+    """BERT's initialisation of a new linear layer beside it (normal weights, zero bias): CENET's CE module and head,
+    MAG-BERT's gate and head."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        nn.init.zeros_(module.bias)

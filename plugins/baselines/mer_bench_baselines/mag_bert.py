@@ -22,7 +22,7 @@ from mer_bench.errors import UserError
 from mer_bench.model import DataInfo
 from mer_bench.model_config import bounds
 from mer_bench_baselines.aligned import AlignedBaseline
-from mer_bench_baselines.common import Inputs, TextInput
+from mer_bench_baselines.common import Inputs, TextInput, bert_style_init
 
 NORM_EPS = 1e-6     # MMSA's guard in the norm ratio
 
@@ -94,7 +94,7 @@ class MAGBERTNetwork(nn.Module):
         self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
         self.head = nn.Sequential(nn.Dropout(bert.config.hidden_dropout_prob), nn.Linear(hidden, 1))
         for module in (self.gate, self.pooler, self.head):   # BERT's initialisation, as MMSA's init_weights gives them
-            module.apply(lambda m: _bert_init(m, bert.config.initializer_range))
+            module.apply(lambda m: bert_style_init(m, bert.config.initializer_range))
         self._batch: Inputs | None = None      # the batch whose audio and vision the gate reads
         bert.embeddings.register_forward_hook(self._adapt)
 
@@ -113,12 +113,6 @@ class MAGBERTNetwork(nn.Module):
         finally:
             self._batch = None
         return {"score": self.head(self.pooler(words[:, 0])).squeeze(-1)}
-
-
-def _bert_init(module: nn.Module, std: float) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, mean=0.0, std=std)
-        nn.init.zeros_(module.bias)
 
 
 class MAGBERT(AlignedBaseline):

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.aligned import AlignedBaseline, aligned_steps
-from mer_bench_baselines.common import Inputs, length_mask
+from mer_bench_baselines.common import Inputs, length_mask, masked_mse
 
 
 @dataclass
@@ -126,12 +126,6 @@ class Translator(nn.Module):
         return torch.stack(steps, dim=1)
 
 
-def translation_error(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the valid steps (every feature, padding width included, as MMSA's MSELoss)."""
-    mask = valid.unsqueeze(-1).to(predicted.dtype)                              # (B, L, 1)
-    return ((predicted - target).pow(2) * mask).sum() / (mask.sum() * predicted.shape[-1])
-
-
 class AttentionRegression(nn.Module):
     """LSTM over the joint states, attention pooling over the valid steps, one linear to the score."""
 
@@ -173,9 +167,9 @@ class MCTNNetwork(nn.Module):
             back_states, back_summary = self.text_to_vision.encoder(vision_hat, lengths)   # the cycle
             text_hat = self.text_to_vision.decode(back_states, back_summary, text, valid)
             audio_hat = self.joint_to_audio.decode(joint, joint_summary, audio, valid)
-            outputs.update(vision_error=translation_error(vision_hat, vision, valid),
-                           text_error=translation_error(text_hat, text, valid),
-                           audio_error=translation_error(audio_hat, audio, valid))
+            outputs.update(vision_error=masked_mse(vision_hat, vision, valid),
+                           text_error=masked_mse(text_hat, text, valid),
+                           audio_error=masked_mse(audio_hat, audio, valid))
         return outputs
 
 

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from mer_bench.model import DataInfo
 from mer_bench_baselines.aligned import AlignedBaseline, aligned_steps
-from mer_bench_baselines.common import Inputs, length_mask
+from mer_bench_baselines.common import Inputs, length_mask, masked_mse
 from mer_bench_baselines.mfn import MFNNetwork
 
 
@@ -128,12 +128,6 @@ class SequenceDecoder(nn.Module):
         return self.out(torch.stack(states, dim=1))
 
 
-def reconstruction_error(rebuilt: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the valid steps and every feature."""
-    mask = valid.unsqueeze(-1).to(rebuilt.dtype)                          # (B, L, 1)
-    return ((rebuilt - target).pow(2) * mask).sum() / (mask.sum() * rebuilt.shape[-1])
-
-
 class MFMNetwork(nn.Module):
     def __init__(self, info: DataInfo, config: MFMConfig):
         super().__init__()
@@ -160,7 +154,7 @@ class MFMNetwork(nn.Module):
             factors = [encoder(x, valid) for encoder, x in zip(self.encoders, sequences)]     # z_l, z_a, z_v
             rebuilt = [decoder(torch.cat([fy, to_f(z)], dim=1), x.shape[1])
                        for decoder, to_f, z, x in zip(self.decoders, self.z_to_f, factors, sequences)]
-            outputs["reconstruction"] = sum(weight * reconstruction_error(r, x, valid)
+            outputs["reconstruction"] = sum(weight * masked_mse(r, x, valid)
                                             for weight, r, x in zip(self.lda_x, rebuilt, sequences))
             outputs["mmd"] = sum(mmd_to_normal(z) for z in (*factors, zy))
         return outputs

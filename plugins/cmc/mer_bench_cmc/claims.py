@@ -36,9 +36,9 @@ def plgm_claims(train_targets: torch.Tensor, valid_targets: torch.Tensor, train,
     return {"pseudo_labels": pseudo, "differs_from_multimodal": differs, "agreement_with_unimodal": agreement}
 
 
-def _per_modality(matches: torch.Tensor) -> dict[str, float]:
-    """(N, 3) bool -> share of True per modality."""
-    return {modality: round(float(matches[:, k].double().mean()), 6) for k, modality in enumerate(MODALITIES)}
+def _per_modality(values: torch.Tensor) -> dict[str, float]:
+    """(N, 3) bool or weights -> mean per modality (for bools: the share of True), rounded to 6 places."""
+    return {modality: round(float(values[:, k].double().mean()), 6) for k, modality in enumerate(MODALITIES)}
 
 
 def router_claims(gates: torch.Tensor | None, subsets: dict[str, torch.Tensor] | None) -> dict | None:
@@ -46,15 +46,11 @@ def router_claims(gates: torch.Tensor | None, subsets: dict[str, torch.Tensor] |
     if gates is None:
         return None
     groups = {"all": gates, **{name: gates[index] for name, index in (subsets or {}).items() if index.numel()}}
-    means = {name: _per_modality_mean(values) for name, values in groups.items()}
+    means = {name: _per_modality(values) for name, values in groups.items()}
     moved = None
     if "text-conflict" in means and "consistent" in means:
         moved = means["text-conflict"]["text"] < means["consistent"]["text"]
     return {"mean_gates": means, "text_gate_lower_on_text_conflict": moved}
-
-
-def _per_modality_mean(values: torch.Tensor) -> dict[str, float]:
-    return {modality: round(float(values[:, k].double().mean()), 6) for k, modality in enumerate(MODALITIES)}
 
 
 def claims_record(plgm: dict | None, gates: torch.Tensor | None, subsets: dict[str, torch.Tensor] | None,

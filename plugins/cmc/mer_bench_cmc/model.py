@@ -38,7 +38,9 @@ class CMC(TorchModel):
     def __init__(self, config: CMCConfig, info: DataInfo):
         super().__init__(config, info)
         self.check_config(config)
-        text_model = BertText(load_bert(chosen_bert(config.bert_model, info.text_model), info.seq_lens[0])) if info.text_mode == "bert" else None
+        text_model = None
+        if info.text_mode == "bert":
+            text_model = BertText(load_bert(chosen_bert(config.bert_model, info.text_model), info.seq_lens[0]))
         self.in_dims = (text_model.hidden_size if text_model is not None else info.feature_dims[0],
                         info.feature_dims[1], info.feature_dims[2])
         self.network = CMCNet(self.in_dims, config, text_model)
